@@ -1,0 +1,52 @@
+# Two commands a new user needs: `make demo` (the main job) and `make test`.
+# Both set up .venv (and later npm packages) on their own, idempotently.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+EXTRAS ?= serve,train,dev
+# Re-install only when the dependency files change.
+STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml constraints.txt 2>/dev/null | sha256sum | cut -c1-12)
+PYTEST_WORKERS ?= 2
+DEMO_DIR ?= runs/demo
+
+.PHONY: setup demo test lint format bench clean lock
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	@rm -f $(VENV)/.stamp-*
+	@touch $@
+
+demo: setup
+	$(BIN)/stackgym data generate --seed 0 --out $(DEMO_DIR)/data
+	$(BIN)/stackgym data truth $(DEMO_DIR)/data
+
+test: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: setup
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+bench: setup
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Refresh the lock after changing dependencies in pyproject.toml.
+lock:
+	rm -rf /tmp/stackgym-lock && $(PYTHON) -m venv /tmp/stackgym-lock
+	/tmp/stackgym-lock/bin/python -m pip install --quiet --upgrade "pip>=24"
+	/tmp/stackgym-lock/bin/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	/tmp/stackgym-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

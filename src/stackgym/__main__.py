@@ -1,0 +1,3 @@
+from stackgym.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Agents that work on every environment (LLMs, replay), registered by prefix."""

@@ -1,0 +1,145 @@
+"""``stackgym run``: play episodes of one agent in one environment."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from stackgym.cli.common import console, err_console, handles_errors, parse_options, print_json
+from stackgym.core.errors import ConfigError
+
+
+def env_options_from_args(args: list[str]) -> dict[str, Any]:
+    """``["--sandbox", "app-drizzle", "--max-turns", "10"]`` -> env options.
+
+    Dashes become underscores; values are parsed as JSON where they are valid
+    JSON (``10`` -> 10, ``true`` -> True) and kept as text otherwise.
+    """
+    pairs: list[str] = []
+    index = 0
+    while index < len(args):
+        flag = args[index]
+        if not flag.startswith("--") or len(flag) == 2:
+            raise ConfigError(f"unexpected argument {flag!r}", "env options look like --sandbox X")
+        name, sep, value = flag[2:].partition("=")
+        if not sep:
+            if index + 1 >= len(args) or args[index + 1].startswith("--"):
+                raise ConfigError(f"env option {flag} needs a value", f"e.g. {flag} VALUE")
+            value = args[index + 1]
+            index += 1
+        pairs.append(f"{name.replace('-', '_')}={value}")
+        index += 1
+    return parse_options(pairs)
+
+
+def run_id_for(env_id: str, options: dict[str, Any], agent: str, seed: int) -> str:
+    """Stable id of one episode of ``stackgym run`` (re-running the command resumes)."""
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    return f"run-{env_id}-{digest}-{agent}-seed{seed}"
+
+
+def summarize(env_id: str, episodes: list) -> dict[str, Any]:
+    """Pass rate, reward, steps and the env's own metrics over finished episodes."""
+    from stackgym.core.metrics import summarize_metrics
+
+    scored = [e for e in episodes if e.error is None]
+    judged = [e.passed for e in scored if e.passed is not None]
+    passed = sum(judged)
+    count = len(scored)
+    summary: dict[str, Any] = {
+        "env_id": env_id,
+        "episodes": count,
+        "passed": passed,
+        "pass_rate": passed / len(judged) if judged else None,
+        "mean_reward": sum(e.total_reward for e in scored) / count if count else None,
+        "mean_steps": sum(len(e.steps) for e in scored) / count if count else None,
+        "infra_errors": len(episodes) - count,
+        "tokens": sum(e.usage.total_tokens for e in episodes),
+    }
+    metrics = summarize_metrics(env_id, [e.outcome.get("metrics") or {} for e in scored])
+    for key, value in metrics.items():
+        summary.setdefault(key, value)
+    return summary
+
+
+@handles_errors
+def run(
+    ctx: typer.Context,
+    env_id: str = typer.Argument(..., help="Environment id (see `stackgym envs`)."),
+    agent: str = typer.Option("random", "--agent", "-a", help="Agent name, e.g. oracle."),
+    episodes: int = typer.Option(1, "--episodes", "-n", min=1, help="Episodes to play."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the first episode (then +1…)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for results.jsonl and traces/ (re-running resumes)."
+    ),
+    option: list[str] = typer.Option([], "--option", "-o", help="Env option KEY=VALUE."),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Play episodes of one agent in one environment.
+
+    Any other `--name value` is passed to the environment as an option, e.g.
+    `stackgym run stack_doctor --mode blind_diagnosis --agent oracle -n 20`.
+    """
+    import stackgym
+    from stackgym.core.agents import make_agent
+    from stackgym.core.results import ResultStore, run_record_from_episode
+    from stackgym.core.rollout import run_episode
+    from stackgym.core.traces import TraceStore
+
+    options = {**env_options_from_args(list(ctx.args)), **parse_options(option)}
+    env = stackgym.make(env_id, **options)
+    policy = make_agent(agent, env_id)
+    results = ResultStore(out) if out else None
+    traces = TraceStore(out / "traces") if out else None
+    done = results.completed_ids() if results else set()
+    records = []
+    try:
+        for episode_seed in range(seed, seed + episodes):
+            run_id = run_id_for(env_id, options, agent, episode_seed)
+            if run_id in done:
+                continue
+            record = run_episode(env, policy, seed=episode_seed, run_id=run_id, traces=traces)
+            records.append(record)
+            if results is not None:
+                results.write(
+                    run_record_from_episode(
+                        record, run_id=run_id, experiment="run", model=agent, settings=options
+                    )
+                )
+            if not json_output:
+                verdict = {True: "[green]pass[/]", False: "[red]fail[/]", None: "-"}[record.passed]
+                console.print(
+                    f"seed {episode_seed}: {verdict} reward {record.total_reward:+.2f} "
+                    f"in {len(record.steps)} steps" + (f" ({record.error})" if record.error else "")
+                )
+    finally:
+        env.close()
+        policy.close()
+        if results is not None:
+            results.close()
+        if traces is not None:
+            traces.close()
+    skipped = episodes - len(records)
+    summary = summarize(env_id, records)
+    summary["skipped_already_done"] = skipped
+    if json_output:
+        print_json(summary)
+        return
+    if skipped:
+        err_console.print(f"{skipped} episode(s) already in {out}; skipped")
+    table = Table(show_header=False, show_edge=False)
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "run",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(run)
