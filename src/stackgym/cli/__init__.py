@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import typer
 
@@ -17,8 +18,14 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-#: Modules under stackgym.cli that add commands with ``register(app)``.
-COMMAND_MODULES = ("data", "envs", "run")
+
+def _command_modules() -> list[str]:
+    """Every module of this package that defines ``register(app)``.
+
+    Each room keeps its commands in its own module (imports of heavy libraries
+    stay inside the command functions, so start-up stays fast).
+    """
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "common")
 
 
 def _version(value: bool) -> None:
@@ -36,8 +43,10 @@ def _root(
     """Build, run, measure and train LLM agents on data-stack troubleshooting tasks."""
 
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(f"stackgym.cli.{_module}").register(app)
+for _name in _command_modules():
+    _module = importlib.import_module(f"stackgym.cli.{_name}")
+    if hasattr(_module, "register"):
+        _module.register(app)
 
 
 def main() -> None:

@@ -16,7 +16,9 @@ and bookkeeping. ``step`` never raises for anything an agent sends.
 
 When an episode ends, the last ``info`` carries ``"outcome"``: a dict with at
 least ``passed`` (bool, or None where the env has no pass/fail notion) and
-``metrics`` (the env's per-episode metrics). Harness and analysis read it.
+``metrics`` (the env's per-episode metrics: a flat dict of numbers, booleans
+or None), and optionally ``error`` (the error that decided the outcome, e.g.
+the database error an answer raised). Harness and analysis read it.
 """
 
 from __future__ import annotations

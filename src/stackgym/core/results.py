@@ -47,6 +47,8 @@ class RunRecord(BaseModel):
     passed: bool | None = None
     reward: float = 0.0
     turns: int = 0
+    #: The episode hit its turn/step budget instead of ending on its own.
+    truncated: bool = False
     usage: Usage = Field(default_factory=Usage)
     duration_s: float = 0.0
     #: Infra error message, or the last error the env reported to the agent.
@@ -142,9 +144,10 @@ def run_record_from_episode(
         passed=None if infra else episode.passed,
         reward=episode.total_reward,
         turns=len(episode.steps),
+        truncated=episode.truncated,
         usage=episode.usage,
         duration_s=episode.duration_s,
-        error=episode.error if infra else last_error,
+        error=episode.error if infra else (episode.outcome.get("error") or last_error),
         metrics=dict(episode.outcome.get("metrics") or {}),
         settings={**episode.settings, **(settings or {})},
         data_snapshot=episode.data_snapshot,
