@@ -22,6 +22,14 @@ class DriftChoice(StrEnum):
     missing_mapping = "missing-mapping"
 
 
+class BugChoice(StrEnum):
+    none = "none"
+    idempotency = "idempotency"
+    missing_mapping = "missing_mapping"
+    schema_drift = "schema_drift"
+    stale_status = "stale_status"
+
+
 @data_app.command("generate")
 @handles_errors
 def generate(
@@ -32,12 +40,20 @@ def generate(
         None, help="ISO-8601 'now' of the dataset [default: 2026-01-01T00:00:00Z]."
     ),
     drift: DriftChoice = typer.Option(DriftChoice.none, help="Inject a drift mode."),
+    bug: BugChoice = typer.Option(
+        BugChoice.none, help="Inject a pipeline bug into the app data (see docs)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Generate a dataset: eleven Parquet tables plus a manifest with its snapshot hash."""
     from stackgym.data import DatasetSpec, generate_dataset
 
-    fields: dict[str, object] = {"seed": seed, "scale": scale, "drift": drift.value}
+    fields: dict[str, object] = {
+        "seed": seed,
+        "scale": scale,
+        "drift": drift.value,
+        "bug": bug.value,
+    }
     if anchor is not None:
         fields["anchor"] = anchor
     try:
@@ -57,8 +73,10 @@ def generate(
     console.print(table)
     console.print(
         f"seed {spec.seed}, scale {spec.scale:g}, anchor {spec.anchor.isoformat()}Z, "
-        f"drift {spec.drift}\nsnapshot {manifest.snapshot}"
+        f"drift {spec.drift}, bug {spec.bug}\nsnapshot {manifest.snapshot}"
     )
+    if manifest.bug is not None:
+        console.print(f"injected bug: {manifest.bug.summary}")
 
 
 @data_app.command("truth")
@@ -91,6 +109,11 @@ def truth(
         f"(latest usage {details.latest_usage_at}); "
         f"{details.churned_orgs} of {details.orgs_with_users} orgs with users churned"
     )
+    if dataset.diagnosis is not None:
+        console.print(
+            f"these are the values the app database reports; injected bug "
+            f"{dataset.diagnosis.bug!r} moved {', '.join(dataset.diagnosis.affected_metrics)}"
+        )
 
 
 def register(app: typer.Typer) -> None:

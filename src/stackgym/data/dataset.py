@@ -1,9 +1,9 @@
-"""A dataset on disk: eleven Parquet files plus ``dataset.json``.
+"""A dataset on disk: eleven Parquet files, the ETL log and ``dataset.json``.
 
-The manifest records the spec (seed, scale, anchor, drift), row counts, each
-file's SHA-256 and the snapshot hash that every run records. The snapshot is
-the hash of the files' hashes, so two folders with the same snapshot hold the
-same bytes.
+The manifest records the spec (seed, scale, anchor, drift, bug), row counts,
+each file's SHA-256, the injected bug's diagnosis (if any) and the snapshot
+hash that every run records. The snapshot is the hash of the files' hashes, so
+two folders with the same snapshot hold the same bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from stackgym.core.errors import DataError
-from stackgym.data.generate import generate_tables
+from stackgym.data.bugs import BugDiagnosis
+from stackgym.data.etl import EtlRun, etl_log_jsonl
+from stackgym.data.generate import Snapshot, generate_snapshot
 from stackgym.data.schema import TABLE_NAMES, table_schemas
 from stackgym.data.spec import GENERATOR_VERSION, DatasetSpec
 from stackgym.data.truth import Truth, TruthDetails, compute_truth_details
@@ -49,6 +51,10 @@ class Manifest(BaseModel):
     generator_version: int = GENERATOR_VERSION
     spec: DatasetSpec
     tables: dict[str, TableFile]
+    #: Files beside the tables: ``etl_log`` (JSON lines, one sync run each).
+    artifacts: dict[str, TableFile]
+    #: Ground truth of the injected bug; None for a clean snapshot.
+    bug: BugDiagnosis | None = None
     snapshot: str
     created_by: str = f"stackgym {__version__}"
     created_at: datetime
@@ -63,7 +69,7 @@ def _sha256(path: Path) -> str:
 
 
 def snapshot_hash(files: dict[str, TableFile]) -> str:
-    """The snapshot id: SHA-256 over the table names and their files' hashes."""
+    """The snapshot id: SHA-256 over the file names and their hashes."""
     digest = hashlib.sha256(f"{FORMAT}/1\n".encode())
     for name in sorted(files):
         digest.update(f"{name}:{files[name].sha256}\n".encode())
@@ -114,9 +120,8 @@ class Dataset:
                 f"{manifest_path} lists no table {', '.join(missing_tables)}",
                 "regenerate the dataset with `stackgym data generate`",
             )
-        missing_files = [
-            info.file for info in manifest.tables.values() if not (root / info.file).is_file()
-        ]
+        files = [*manifest.tables.values(), *manifest.artifacts.values()]
+        missing_files = [info.file for info in files if not (root / info.file).is_file()]
         if missing_files:
             raise DataError(
                 f"dataset {root} is missing {', '.join(sorted(missing_files))}",
@@ -148,6 +153,16 @@ class Dataset:
     def tables(self, names: tuple[str, ...] | None = None) -> dict[str, pa.Table]:
         return {name: self.table(name) for name in (names or TABLE_NAMES)}
 
+    @property
+    def diagnosis(self) -> BugDiagnosis | None:
+        """The injected bug's ground-truth diagnosis, or None for a clean snapshot."""
+        return self.manifest.bug
+
+    def etl_log(self) -> list[EtlRun]:
+        """The sync runs of the pipeline that loaded this snapshot."""
+        path = self.root / self.manifest.artifacts["etl_log"].file
+        return [EtlRun.model_validate_json(line) for line in path.read_bytes().splitlines()]
+
     def truth(self) -> Truth:
         """The expected value of every metric task on this snapshot."""
         return self.truth_details()[0]
@@ -158,7 +173,7 @@ class Dataset:
 
     def verify(self) -> None:
         """Re-hash every file; raise :class:`DataError` naming the first that changed."""
-        for name, info in self.manifest.tables.items():
+        for name, info in {**self.manifest.tables, **self.manifest.artifacts}.items():
             if _sha256(self.root / info.file) != info.sha256:
                 raise DataError(
                     f"{self.root / info.file} does not match its hash in {MANIFEST} (table {name})",
@@ -166,17 +181,30 @@ class Dataset:
                 )
 
 
-def write_tables(tables: dict[str, pa.Table], spec: DatasetSpec, out: Path) -> Manifest:
-    """Write ``tables`` as Parquet plus manifest into the empty folder ``out``."""
+def write_snapshot(snapshot: Snapshot, spec: DatasetSpec, out: Path) -> Manifest:
+    """Write ``snapshot`` as Parquet, the ETL log and the manifest into the empty folder ``out``."""
     files: dict[str, TableFile] = {}
     for name in TABLE_NAMES:
         path = out / f"{name}.parquet"
+        table = snapshot.tables[name]
         pq.write_table(
-            tables[name], path, compression="zstd", row_group_size=1 << 20, write_statistics=True
+            table, path, compression="zstd", row_group_size=1 << 20, write_statistics=True
         )
-        files[name] = TableFile(file=path.name, rows=tables[name].num_rows, sha256=_sha256(path))
+        files[name] = TableFile(file=path.name, rows=table.num_rows, sha256=_sha256(path))
+    log_path = out / "etl_log.jsonl"
+    log_path.write_text(etl_log_jsonl(snapshot.etl_log))
+    artifacts = {
+        "etl_log": TableFile(
+            file=log_path.name, rows=len(snapshot.etl_log), sha256=_sha256(log_path)
+        )
+    }
     manifest = Manifest(
-        spec=spec, tables=files, snapshot=snapshot_hash(files), created_at=datetime.now(UTC)
+        spec=spec,
+        tables=files,
+        artifacts=artifacts,
+        bug=snapshot.diagnosis,
+        snapshot=snapshot_hash({**files, **{f"artifact:{k}": v for k, v in artifacts.items()}}),
+        created_at=datetime.now(UTC),
     )
     (out / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
     return manifest
@@ -202,8 +230,8 @@ def generate_dataset(spec: DatasetSpec, out: str | os.PathLike[str]) -> Dataset:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        tables = generate_tables(spec)
-        manifest = write_tables(tables, spec, staging)
+        snapshot = generate_snapshot(spec)
+        manifest = write_snapshot(snapshot, spec, staging)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
@@ -211,5 +239,5 @@ def generate_dataset(spec: DatasetSpec, out: str | os.PathLike[str]) -> Dataset:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     dataset = Dataset(out, manifest)
-    dataset._tables = dict(tables)
+    dataset._tables = dict(snapshot.tables)
     return dataset

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +33,10 @@ import pyarrow.compute as pc
 
 from stackgym.data.schema import table_schemas
 from stackgym.data.spec import DatasetSpec
+
+if TYPE_CHECKING:
+    from stackgym.data.bugs import BugDiagnosis
+    from stackgym.data.etl import EtlRun
 
 SECOND = 1_000_000
 DAY = 86_400 * SECOND
@@ -495,8 +500,28 @@ class _Generator:
         )
 
 
-def generate_tables(spec: DatasetSpec) -> Tables:
-    """Generate the eleven tables for ``spec`` (drift applied) in memory."""
-    from stackgym.data.drift import apply_drift
+@dataclass
+class Snapshot:
+    """Everything one spec generates: the tables, the ETL log and the bug's diagnosis."""
 
-    return apply_drift(_Generator(spec).run(), spec.drift)
+    tables: Tables
+    etl_log: list[EtlRun]
+    diagnosis: BugDiagnosis | None
+
+
+def generate_snapshot(spec: DatasetSpec) -> Snapshot:
+    """Generate ``spec`` in memory: drift applied, then the bug injected, then the ETL log."""
+    from stackgym.data.bugs import inject_bug
+    from stackgym.data.drift import apply_drift
+    from stackgym.data.etl import generate_etl_log
+
+    source = apply_drift(_Generator(spec).run(), spec.drift)
+    tables, diagnosis = source, None
+    if spec.bug != "none":
+        tables, diagnosis = inject_bug(source, spec)
+    return Snapshot(tables, generate_etl_log(spec, source, diagnosis), diagnosis)
+
+
+def generate_tables(spec: DatasetSpec) -> Tables:
+    """Generate the eleven tables for ``spec`` (drift applied, bug injected) in memory."""
+    return generate_snapshot(spec).tables

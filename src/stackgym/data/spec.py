@@ -1,4 +1,4 @@
-"""What determines a data snapshot: seed, scale, anchor time and drift."""
+"""What determines a data snapshot: seed, scale, anchor time, drift and injected bug."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ DEFAULT_ANCHOR = datetime(2026, 1, 1)
 
 Drift = Literal["none", "stripe-lag", "missing-mapping"]
 DRIFT_MODES: tuple[str, ...] = ("none", "stripe-lag", "missing-mapping")
+
+Bug = Literal["none", "idempotency", "missing_mapping", "schema_drift", "stale_status"]
+BUG_TYPES: tuple[str, ...] = ("idempotency", "missing_mapping", "schema_drift", "stale_status")
 
 #: Bumped whenever the generator's output changes for the same spec.
 GENERATOR_VERSION = 1
@@ -48,6 +51,8 @@ class DatasetSpec(BaseModel):
     scale: Annotated[float, Field(gt=0, le=1_000)] = 1.0
     anchor: datetime = DEFAULT_ANCHOR
     drift: Drift = "none"
+    #: A pipeline bug injected into the app data (see ``stackgym.data.bugs``).
+    bug: Bug = "none"
 
     @field_validator("anchor", mode="before")
     @classmethod
@@ -58,4 +63,9 @@ class DatasetSpec(BaseModel):
         """A short, filesystem-safe name for caches."""
         scale = f"{self.scale:g}".replace(".", "p")
         anchor = self.anchor.strftime("%Y%m%dT%H%M%S")
-        return f"s{self.seed}-x{scale}-{anchor}-{self.drift}-g{GENERATOR_VERSION}"
+        bug = "" if self.bug == "none" else f"-bug-{self.bug}"
+        return f"s{self.seed}-x{scale}-{anchor}-{self.drift}{bug}-g{GENERATOR_VERSION}"
+
+    def clean(self) -> DatasetSpec:
+        """The same snapshot without the injected bug: the source of truth."""
+        return self.model_copy(update={"bug": "none"})

@@ -76,7 +76,13 @@ class TruthDetails(BaseModel):
 
 
 def _paid_totals(invoices: pa.Table) -> pa.Table:
+    """Total paid amount per customer; NULL amounts add nothing (as SQL's SUM)."""
     paid = invoices.filter(pc.equal(invoices["status"], "paid"))
+    paid = paid.set_column(
+        paid.schema.get_field_index("amount_paid"),
+        "amount_paid",
+        pc.fill_null(paid["amount_paid"], 0),
+    )
     return paid.group_by("customer_id").aggregate([("amount_paid", "sum")])
 
 
