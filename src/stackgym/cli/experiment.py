@@ -131,6 +131,7 @@ def _print_summary(outcome: Any, summary: dict[str, Any]) -> None:
 @handles_errors
 def list_presets(json_output: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the shipped presets."""
+    from stackgym.harness.plan import plan_runs
     from stackgym.harness.spec import preset_names, read_spec
 
     rows = []
@@ -158,18 +159,19 @@ def list_presets(json_output: bool = typer.Option(False, "--json", help="Print a
         print_json(rows)
         return
     table = Table(show_edge=False, show_lines=True)
-    for column in ("preset", "env", "conditions", "models", "runs", "description"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        experiments = row["experiments"]
-        table.add_row(
-            row["name"],
-            "\n".join(e["env"] for e in experiments),
-            "\n".join(f"{e['factor']}: {', '.join(e['conditions'])}" for e in experiments),
-            "\n".join(", ".join(e["models"]) for e in experiments),
-            "\n".join(str(e["runs"]) for e in experiments),
-            row["description"],
-        )
+    table.add_column("preset", no_wrap=True)
+    table.add_column("experiments", overflow="fold")
+    table.add_column("runs", justify="right")
+    table.add_column("description", overflow="fold")
+    for name in preset_names():
+        loaded = read_spec(name)
+        lines = [
+            f"{e.env}: {e.factor} = {', '.join(c.name for c in e.conditions)}; "
+            f"{len(e.models)} model(s) x {max(len(e.tasks), 1)} task(s) x {e.runs}"
+            for e in loaded.experiments
+        ]
+        planned = sum(len(plan_runs(e)) for e in loaded.experiments)
+        table.add_row(name, "\n".join(lines), str(planned), loaded.description)
     console.print(table)
 
 

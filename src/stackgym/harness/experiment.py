@@ -134,21 +134,24 @@ def preflight_agents(spec: ExperimentSpec) -> None:
 
 def preflight_envs(
     plan: list[PlannedRun], seed: int
-) -> tuple[dict[str, dict[str, str | None]], dict[str, bool]]:
-    """Make and reset each env configuration once: data snapshots, and which ones are slow."""
+) -> tuple[dict[str, dict[str, str | None]], set[str]]:
+    """Make and reset each env configuration once: data snapshots, and which envs are slow."""
     snapshots: dict[str, dict[str, str | None]] = {}
-    slow: dict[str, bool] = {}
+    slow: set[str] = set()
+    seen: set[str] = set()
     for run in plan:
         key = options_key(run.env_id, run.options)
-        if key in slow:
+        if key in seen:
             continue
+        seen.add(key)
         try:
             env = make(run.env_id, **run.options)
             try:
                 env.reset(seed=seed)
                 started = time.perf_counter()  # the second reset is the warm one
                 env.reset(seed=seed)
-                slow[key] = time.perf_counter() - started > SLOW_RESET_S
+                if time.perf_counter() - started > SLOW_RESET_S:
+                    slow.add(run.env_id)
                 snapshot = env.state.data_snapshot
             finally:
                 env.close()

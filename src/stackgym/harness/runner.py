@@ -100,24 +100,30 @@ class Tally:
 
 
 class EnvThreadPolicy:
-    """Decides, per env configuration, whether env work runs on a worker thread."""
+    """Decides, per environment, whether env work runs on worker threads.
 
-    def __init__(self, mode: EnvThread, slow_resets: dict[str, bool] | None = None) -> None:
+    ``auto`` starts from the preflight (an env with a slow warm reset is
+    threaded) and moves an env onto threads for good once one of its steps is
+    slow. The decision is per env id: slowness comes from what an env does
+    (copies, databases, subprocesses), which its configurations share.
+    """
+
+    def __init__(self, mode: EnvThread, slow_envs: set[str] | None = None) -> None:
         self.mode = mode
-        self._threaded = dict(slow_resets or {})
+        self._slow = set(slow_envs or ())
 
-    def threaded(self, key: str) -> bool:
+    def threaded(self, env_id: str) -> bool:
         if self.mode != "auto":
             return self.mode == "always"
-        return self._threaded.get(key, False)
+        return env_id in self._slow
 
-    def observe(self, key: str, slowest_step_s: float) -> None:
-        if self.mode == "auto" and slowest_step_s > SLOW_STEP_S and not self._threaded.get(key):
-            self._threaded[key] = True
+    def observe(self, env_id: str, slowest_step_s: float) -> None:
+        if self.mode == "auto" and slowest_step_s > SLOW_STEP_S and env_id not in self._slow:
+            self._slow.add(env_id)
             log.info(
-                "env steps take up to %.0f ms; running this configuration on threads: %s",
+                "%s steps take up to %.0f ms; its env work moves onto worker threads",
+                env_id,
                 slowest_step_s * 1000,
-                key,
             )
 
 
@@ -248,7 +254,7 @@ class Runner:
 
     async def _play(self, planned: PlannedRun, envs: _WorkerEnvs) -> tuple[RunRecord, bool]:
         key = options_key(planned.env_id, planned.options)
-        threaded = self.policy.threaded(key)
+        threaded = self.policy.threaded(planned.env_id)
         agent: Agent | None = None
         try:
             env = await envs.get(key, threaded, planned)
@@ -277,7 +283,7 @@ class Runner:
                 except Exception:
                     log.exception("closing agent %s raised", planned.model)
         if not threaded and episode.steps:
-            self.policy.observe(key, max(s.env_seconds for s in episode.steps))
+            self.policy.observe(planned.env_id, max(s.env_seconds for s in episode.steps))
         record = run_record_from_episode(
             episode,
             run_id=planned.run_id,
