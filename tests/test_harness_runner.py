@@ -139,7 +139,7 @@ def test_a_changed_spec_is_refused_in_the_same_folder_naming_the_change(tmp_path
 
 
 def test_resume_only_refuses_a_folder_without_the_experiment(tmp_path):
-    with pytest.raises(ConfigError, match="--resume: .* holds no experiment to resume"):
+    with pytest.raises(ConfigError, match=r"--resume: .* holds no experiment to resume"):
         run_experiment(spec_of(), tmp_path / "new", resume_only=True)
     assert not (tmp_path / "new").exists()
 
