@@ -175,6 +175,15 @@ def first_tool(request: ChatRequest) -> Reply:
 RESPONDERS: dict[str, Responder] = {"first-tool": first_tool}
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where installed: the server answers more requests per core."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def _estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
@@ -249,7 +258,7 @@ class FakeProvider:
         failure: list[BaseException] = []
 
         def serve() -> None:
-            loop = asyncio.new_event_loop()
+            loop = _new_loop()
             self._loop = loop
             try:
                 loop.run_until_complete(self._bind())

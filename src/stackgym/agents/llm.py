@@ -137,15 +137,12 @@ class ClientPool:
         client = self._async.get(key)
         if client is None:
             # The client's own retries are off: ours classify errors and record them.
-            limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
-                max_connections=None, max_keepalive_connections=4096
-            )
             client = openai.AsyncOpenAI(
                 base_url=provider.base_url,
                 api_key=provider.api_key,
                 max_retries=0,
                 default_headers=dict(provider.headers),
-                http_client=openai.DefaultAsyncHttpxClient(limits=limits),
+                http_client=_async_http_client(),
             )
             self._async[key] = client
         return client
@@ -177,6 +174,40 @@ class ClientPool:
         for client in self._sync.values():
             client.close()
         self._sync.clear()
+
+
+#: Connections one endpoint may hold open (the runner's concurrency is the real limit).
+MAX_CONNECTIONS = 4096
+
+
+def _async_http_client() -> Any:
+    """The openai client's aiohttp transport, else its httpx one, without a small pool cap.
+
+    aiohttp parses HTTP in C: at high concurrency it halves the client's CPU
+    per call (see benchmarks/README.md), which is what bounds steps per second.
+    """
+    import openai
+
+    limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
+        max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+    )
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return openai.DefaultAsyncHttpxClient(limits=limits)
+    return openai.DefaultAioHttpClient(limits=limits)
+
+
+def _completion_type() -> type:
+    # The typed ``chat.completions.create`` walks every message and tool through
+    # the SDK's parameter transformer, which costs milliseconds per call once a
+    # conversation grows (it dominated the harness's per-step overhead). The
+    # client's documented low-level ``post`` sends our already-plain JSON body
+    # and still parses the answer into ``ChatCompletion`` and raises the SDK's
+    # typed errors.
+    from openai.types.chat import ChatCompletion
+
+    return ChatCompletion
 
 
 class _MalformedResponse(Exception):
@@ -228,7 +259,7 @@ class LLMAgent(Agent):
         self.settings = settings or LLMSettings()
         self._own_clients = clients is None
         self.clients = clients or ClientPool()
-        self.prices = load_prices(self.settings.price_table)
+        self.price = load_prices(self.settings.price_table).price(model)
         self.seed = None if self.settings.seed is None else self.settings.seed + repeat
         self.protocol: Literal["tools", "xml"] = (
             "xml" if self.settings.protocol == "xml" else "tools"
@@ -346,7 +377,6 @@ class LLMAgent(Agent):
             request["max_tokens"] = self.settings.max_tokens
         if self.seed is not None:
             request["seed"] = self.seed
-        request["timeout"] = self.settings.call_timeout_s
         return request
 
     def _parse(self, response: Any) -> tuple[dict[str, Any], Usage, str | None]:
@@ -385,7 +415,7 @@ class LLMAgent(Agent):
         completion = int(getattr(reported, "completion_tokens", 0) or 0)
         cost = getattr(reported, "cost", None)
         if not isinstance(cost, int | float) or isinstance(cost, bool):
-            cost = self.prices.cost(self.model, prompt, completion)
+            cost = None if self.price is None else self.price.cost(prompt, completion)
         return Usage(prompt_tokens=prompt, completion_tokens=completion, calls=1, cost_usd=cost)
 
     def _tools_unsupported(self, exc: BaseException) -> bool:
@@ -448,7 +478,12 @@ class LLMAgent(Agent):
         attempt = 0
         while True:
             try:
-                response = await client.chat.completions.create(**self._request())
+                response = await client.post(
+                    "/chat/completions",
+                    cast_to=_completion_type(),
+                    body=self._request(),
+                    options={"timeout": self.settings.call_timeout_s},
+                )
                 return self._parse(response)
             except asyncio.CancelledError:
                 raise
@@ -467,7 +502,12 @@ class LLMAgent(Agent):
         attempt = 0
         while True:
             try:
-                response = client.chat.completions.create(**self._request())
+                response = client.post(
+                    "/chat/completions",
+                    cast_to=_completion_type(),
+                    body=self._request(),
+                    options={"timeout": self.settings.call_timeout_s},
+                )
                 return self._parse(response)
             except Exception as exc:
                 if self._tools_unsupported(exc):

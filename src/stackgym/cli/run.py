@@ -95,13 +95,12 @@ def run(
     LLM agents: `--agent openai:MODEL` (OPENAI_BASE_URL, OPENAI_API_KEY) or
     `--agent openrouter:MODEL` (OPENROUTER_API_KEY).
     """
-    import asyncio
-
     from stackgym.agents.llm import LLMSettings, is_llm_agent
     from stackgym.core.agents import make_agent
     from stackgym.core.registry import make
     from stackgym.core.results import ResultStore
     from stackgym.core.traces import TraceStore
+    from stackgym.harness import loop
     from stackgym.harness.plan import PlannedRun
     from stackgym.harness.runner import Runner
 
@@ -144,7 +143,7 @@ def run(
         on_record=report,
     )
     try:
-        records = asyncio.run(runner.run())
+        records = loop.run(runner.run())
     finally:
         if results is not None:
             results.close()

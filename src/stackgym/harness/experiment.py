@@ -41,6 +41,7 @@ from stackgym.core.agents import make_agent
 from stackgym.core.errors import ConfigError, StackgymError
 from stackgym.core.registry import make
 from stackgym.core.results import RunRecord, run_record_from_episode
+from stackgym.harness import loop
 from stackgym.harness.folder import (
     EXPERIMENT_FILE,
     SUITE_FILE,
@@ -503,9 +504,9 @@ def _stopped_message(outcomes: list[ExperimentOutcome]) -> str:
 
 def run_spec(loaded: LoadedSpec, out: str | Path, **kwargs: Any) -> list[ExperimentOutcome]:
     """Synchronous :func:`arun_spec`."""
-    return asyncio.run(arun_spec(loaded, out, **kwargs))
+    return loop.run(arun_spec(loaded, out, **kwargs))
 
 
 def run_experiment(spec: ExperimentSpec, out: str | Path, **kwargs: Any) -> ExperimentOutcome:
     """Synchronous :func:`arun_experiment`."""
-    return asyncio.run(arun_experiment(spec, out, **kwargs))
+    return loop.run(arun_experiment(spec, out, **kwargs))

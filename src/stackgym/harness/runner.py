@@ -248,7 +248,7 @@ class Runner:
             while not self._stopping and self._queue:
                 planned = self._queue.popleft()
                 record, crashed = await self._play(planned, envs)
-                self._record(record, crashed)
+                await self._record(record, crashed)
         finally:
             await asyncio.shield(envs.close())
 
@@ -315,9 +315,20 @@ class Runner:
             settings={**planned.options, **planned.settings},
         )
 
-    def _record(self, record: RunRecord, crashed: bool) -> None:
+    async def _record(self, record: RunRecord, crashed: bool) -> None:
         if self.results is not None:
-            self.results.write(record)
+            # One line, fsynced: milliseconds the event loop should not wait for.
+            # Shielded, so a cancelled run still counts a record that was written.
+            write = asyncio.ensure_future(asyncio.to_thread(self.results.write, record))
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                await write
+                self._count(record, crashed)
+                raise
+        self._count(record, crashed)
+
+    def _count(self, record: RunRecord, crashed: bool) -> None:
         self.records.append(record)
         self.tally.add(record, crashed=crashed)
         log.info(
