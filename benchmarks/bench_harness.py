@@ -103,7 +103,9 @@ def provider(latency: float):
         process.wait(timeout=10)
 
 
-def experiment(name: str, episodes: int, concurrency: int, model: str) -> Any:
+def experiment(
+    name: str, episodes: int, concurrency: int, model: str, env_thread: str = "never"
+) -> Any:
     return parse_spec(
         {
             "name": name,
@@ -113,7 +115,7 @@ def experiment(name: str, episodes: int, concurrency: int, model: str) -> Any:
             "models": [model],
             "runs": episodes,
             "concurrency": concurrency,
-            "env_thread": "never",
+            "env_thread": env_thread,
             "timeouts": {"call_s": 60, "run_s": 600},
         }
     ).experiment

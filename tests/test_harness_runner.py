@@ -322,3 +322,13 @@ def test_a_suite_runs_each_experiment_into_its_own_folder(tmp_path):
         "second/south/-/wrong/0",
     ]
     assert all(r.task is None and r.settings["task"] == "open" for r in second)  # the env's default
+
+
+def test_runs_may_grow_on_resume_but_never_shrink(tmp_path):
+    run_experiment(spec_of(runs=1), tmp_path)
+    grown = run_experiment(spec_of(runs=2), tmp_path)
+    assert grown.record.sessions[-1].skipped == 8 and grown.record.sessions[-1].ran == 8
+    assert grown.record.planned_runs == 16 and grown.record.spec.runs == 2
+    assert {r.run_id for r in ExperimentFolder(tmp_path).final_records()} == expected_ids(spec_of())
+    with pytest.raises(ConfigError, match="runs may grow on resume"):
+        run_experiment(spec_of(runs=1), tmp_path)

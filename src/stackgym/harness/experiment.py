@@ -61,9 +61,18 @@ from stackgym.harness.spec import ExperimentSpec, LoadedSpec
 
 log = logging.getLogger("stackgym.harness")
 
-#: Spec fields that may change between sessions of one experiment folder:
-#: they change how runs execute, not what is measured.
-EXECUTION_FIELDS = {"description", "concurrency", "timeouts", "retries", "env_thread", "gate"}
+#: Spec fields that may change between sessions of one experiment folder: how
+#: runs execute (not what is measured), the gate thresholds (read by analysis),
+#: and ``runs``, which may grow: more repeats of the same design.
+RESUMABLE_CHANGES = {
+    "description",
+    "concurrency",
+    "timeouts",
+    "retries",
+    "env_thread",
+    "gate",
+    "runs",
+}
 
 
 class RunInterrupted(StackgymError):
@@ -84,7 +93,7 @@ class ExperimentOutcome:
 
 def spec_hash(spec: ExperimentSpec) -> str:
     """Hash of what the experiment measures (execution knobs excluded)."""
-    data = spec.model_dump(mode="json", exclude=EXECUTION_FIELDS)
+    data = spec.model_dump(mode="json", exclude=RESUMABLE_CHANGES)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -102,8 +111,8 @@ def _dumps(value: Any) -> str:
 
 
 def _spec_changes(old: ExperimentSpec, new: ExperimentSpec) -> list[str]:
-    before = _flatten(old.model_dump(mode="json", exclude=EXECUTION_FIELDS))
-    after = _flatten(new.model_dump(mode="json", exclude=EXECUTION_FIELDS))
+    before = _flatten(old.model_dump(mode="json", exclude=RESUMABLE_CHANGES))
+    after = _flatten(new.model_dump(mode="json", exclude=RESUMABLE_CHANGES))
     return [
         f"{key} ({_dumps(before.get(key))} -> {_dumps(after.get(key))})"
         for key in sorted(set(before) | set(after))
@@ -263,7 +272,21 @@ async def arun_experiment(
                 + "; ".join(_spec_changes(existing.spec, spec)),
                 "choose another --out for the changed experiment, or restore the spec",
             )
-        record = existing.model_copy(update={"spec": spec, "source": source, "parity": parity})
+        if spec.runs < existing.spec.runs:
+            raise ConfigError(
+                f"{out} holds {existing.spec.runs} runs per model per condition; "
+                f"the spec asks for {spec.runs}",
+                "runs may grow on resume (more repeats), never shrink; use another --out",
+            )
+        record = existing.model_copy(
+            update={
+                "spec": spec,
+                "source": source,
+                "parity": parity,
+                "conditions": {n: r.flat(spec.factor) for n, r in resolve_all(spec).items()},
+                "planned_runs": len(plan),
+            }
+        )
     else:
         if resume_only:
             raise ConfigError(
