@@ -248,6 +248,9 @@ async def arun_experiment(
     parity = check_parity(spec)
     plan = plan_runs(spec)
     preflight_agents(spec)
+    if console is not None:
+        configurations = len({options_key(p.env_id, p.options) for p in plan})
+        console.print(f"preparing {configurations} env configuration(s) of {spec.env!r}…")
     snapshots, slow = preflight_envs(plan, spec.seed)
     differences = snapshot_differences(snapshots)
     if differences and spec.factor not in ("data_seed", "scale", "drift", "anchor"):
@@ -323,8 +326,10 @@ async def arun_experiment(
         for p in plan
         if retry_errors and p.run_id in final and final[p.run_id].status == "infra_error"
     ]
-    todo = [p for p in plan if p.run_id not in final] + retried
-    todo.sort(key=lambda p: plan.index(p))
+    order = {p.run_id: index for index, p in enumerate(plan)}
+    todo = sorted(
+        [p for p in plan if p.run_id not in final] + retried, key=lambda p: order[p.run_id]
+    )
     session = Session(
         ran=0,
         skipped=len(plan) - len(todo),

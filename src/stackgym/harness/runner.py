@@ -214,6 +214,7 @@ class Runner:
         self.records: list[RunRecord] = []
         self.clients = ClientPool()
         self._stopping = False
+        self._closing: list[asyncio.Future[None]] = []
 
     def stop(self) -> None:
         """Start no new run; runs in flight finish and are recorded."""
@@ -239,6 +240,7 @@ class Runner:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*self._closing, return_exceptions=True)
             await self.clients.aclose()
         return self.records
 
@@ -250,7 +252,10 @@ class Runner:
                 record, crashed = await self._play(planned, envs)
                 await self._record(record, crashed)
         finally:
-            await asyncio.shield(envs.close())
+            # Envs close even when the worker is cancelled; run() waits for it.
+            closing = asyncio.ensure_future(envs.close())
+            self._closing.append(closing)
+            await asyncio.shield(closing)
 
     async def _play(self, planned: PlannedRun, envs: _WorkerEnvs) -> tuple[RunRecord, bool]:
         key = options_key(planned.env_id, planned.options)
