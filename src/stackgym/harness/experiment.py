@@ -357,6 +357,13 @@ async def arun_experiment(
         log.info("experiment %s (%s) into %s", spec.name, source, out)
         log.info("spec:\n%s", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         log.info("%s", parity.describe())
+        threaded = spec.env_thread == "always" or (spec.env_thread == "auto" and spec.env in slow)
+        log.info(
+            "env work of %s runs %s (env_thread: %s)",
+            spec.env,
+            "on worker threads" if threaded else "on the event loop",
+            spec.env_thread,
+        )
         log.info(
             "%d planned runs: %d to play, %d already recorded, "
             "%d recovered from traces, %d retried",
