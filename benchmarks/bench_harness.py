@@ -156,8 +156,8 @@ def measure(
     }
 
 
-def client_floor(url: str, calls: int = 300) -> float:
-    """ms per bare client call to the same server, as the agent makes it (the floor).
+def client_floor(url: str, calls: int = 300) -> dict[str, float]:
+    """Wall and CPU ms per bare client call to the same server, as the agent makes it.
 
     The same pooled openai client and transport the agent uses, a mid-episode
     conversation (system, task, five tool exchanges), one call at a time.
@@ -178,17 +178,17 @@ def client_floor(url: str, calls: int = 300) -> float:
         ]
     body = {"model": "m", "messages": messages, "tools": Counter().tools()}
 
-    async def go() -> float:
+    async def go() -> dict[str, float]:
         pool = ClientPool()
         client = pool.async_client(Provider("openai", url, "OPENAI_API_KEY", "bench"))
         post = partial(client.post, "/chat/completions", cast_to=_completion_type(), body=body)
         await post()
-        started = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(calls):
             await post()
-        elapsed = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         await pool.aclose()
-        return 1000 * elapsed / calls
+        return {"wall_ms": 1000 * wall / calls, "cpu_ms": 1000 * cpu / calls}
 
     return loop.run(go())
 
@@ -203,57 +203,60 @@ def main() -> None:
     args = parser.parse_args()
     register("bench-counter", "__main__:Counter")
     register_agent("bench-counter", "ticker", "__main__:Ticker")
-    print(f"harness benchmark (python {sys.version.split()[0]}, best of {args.repeat})")
+    load = os.getloadavg()[0]
+    print(
+        f"harness benchmark (python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+        f"load average {load:.1f} at start, best of {args.repeat})"
+    )
 
-    alone = best(
-        [measure(None, "alone-c1", 200, 1) for _ in range(args.repeat)], "wall_ms_per_step"
-    )
-    threaded = best(
-        [measure(None, "thread-c1", 200, 1, "always") for _ in range(args.repeat)],
-        "wall_ms_per_step",
-    )
-    alone_wide = best(
-        [measure(None, "alone-c500", 500, 500) for _ in range(args.repeat)], "wall_ms_per_step"
-    )
+    def repeat(key: str, *args_: Any) -> dict[str, float]:
+        return best([measure(*args_) for _ in range(args.repeat)], key)
+
+    alone = repeat("cpu_ms_per_step", None, "alone-c1", 200, 1)
+    threaded = repeat("cpu_ms_per_step", None, "thread-c1", 200, 1, "always")
+    alone_wide = repeat("cpu_ms_per_step", None, "alone-c500", 500, 500)
     with provider(0.0) as url:
-        floor = min(client_floor(url) for _ in range(args.repeat))
-        one = best([measure(url, "zero-c1", 60, 1) for _ in range(args.repeat)], "wall_ms_per_step")
-        wide = best(
-            [measure(url, "zero-c500", 500, 500) for _ in range(args.repeat)], "cpu_ms_per_step"
-        )
+        floor = best([client_floor(url) for _ in range(args.repeat)], "cpu_ms")
+        one = repeat("cpu_ms_per_step", url, "zero-c1", 60, 1)
+        wide = repeat("cpu_ms_per_step", url, "zero-c500", 500, 500)
     print("\n[zero latency] target: harness overhead <= 2 ms per agent step (env excluded)")
+    print("  (CPU ms of the harness process per step, env work excluded; wall ms in brackets)")
     print(
-        f"  stackgym alone (in-process agent, no HTTP): {alone['wall_ms_per_step']:.3f} ms "
-        f"per step at concurrency 1, {alone_wide['wall_ms_per_step']:.3f} ms at 500; "
-        f"{threaded['wall_ms_per_step']:.3f} ms with env work on a worker thread"
-    )
-    print(f"  bare client call (openai client + HTTP round trip): {floor:.2f} ms")
-    print(
-        f"  LLM agent step, concurrency 1: {one['wall_ms_per_step']:.2f} ms wall "
-        f"(env {one['env_ms_per_step']:.3f} ms excluded); "
-        f"{one['wall_ms_per_step'] - floor:.2f} ms above the bare call"
+        f"  stackgym alone, in-process agent (no HTTP), concurrency 1: "
+        f"{alone['cpu_ms_per_step']:.3f} ({alone['wall_ms_per_step']:.3f}); env on a thread: "
+        f"{threaded['cpu_ms_per_step']:.3f} ({threaded['wall_ms_per_step']:.3f}); "
+        f"concurrency 500: {alone_wide['cpu_ms_per_step']:.3f} "
+        f"({alone_wide['wall_ms_per_step']:.3f})"
     )
     print(
-        f"  LLM agent step, concurrency 500: {wide['cpu_ms_per_step']:.2f} ms CPU per step, "
-        f"{wide['steps_per_s']:.0f} steps/s"
+        f"  bare client call (openai client + HTTP round trip): "
+        f"{floor['cpu_ms']:.2f} ({floor['wall_ms']:.2f})"
+    )
+    print(
+        f"  LLM agent step, concurrency 1: {one['cpu_ms_per_step']:.2f} "
+        f"({one['wall_ms_per_step']:.2f}); concurrency 500: {wide['cpu_ms_per_step']:.2f} "
+        f"({wide['steps_per_s']:.0f} steps/s)"
     )
 
     with provider(0.05) as url:
-        many = best([measure(url, "c500", 500, 500) for _ in range(args.repeat)], "wall_s")
+        many = repeat("wall_s", url, "c500", 500, 500)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("\n[500 concurrent episodes] target: 500 episodes in flight in one process")
     print(
-        f"  500 episodes x {STEPS} steps at 50 ms latency: {many['wall_s']:.2f} s, "
-        f"{many['max_in_flight']} calls in flight at once, peak RSS {peak:.0f} MiB"
+        f"  500 episodes x {STEPS} steps at 50 ms latency: {many['wall_s']:.2f} s "
+        f"({many['steps_per_s']:.0f} steps/s), {many['max_in_flight']} calls in flight at once, "
+        f"peak RSS {peak:.0f} MiB"
     )
 
     with provider(0.1) as url:
-        c64 = best([measure(url, "c64", 256, 64) for _ in range(args.repeat)], "wall_s")
+        c64 = repeat("wall_s", url, "c64", 256, 64)
     print("\n[100 ms latency, concurrency 64] target: >= 80 % of 640 steps/s")
     print(
         f"  {c64['steps_per_s']:.0f} steps/s = {100 * c64['steps_per_s'] / 640:.1f} % of ideal "
-        f"({int(c64['steps'])} steps in {c64['wall_s']:.2f} s, {c64['max_in_flight']} in flight)"
+        f"({int(c64['steps'])} steps in {c64['wall_s']:.2f} s, {c64['max_in_flight']} in flight, "
+        f"{c64['cpu_ms_per_step']:.2f} CPU ms per step)"
     )
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -332,3 +332,21 @@ def test_runs_may_grow_on_resume_but_never_shrink(tmp_path):
     assert {r.run_id for r in ExperimentFolder(tmp_path).final_records()} == expected_ids(spec_of())
     with pytest.raises(ConfigError, match="runs may grow on resume"):
         run_experiment(spec_of(runs=1), tmp_path)
+
+
+def test_a_retried_run_killed_before_its_record_is_recovered_from_its_new_trace(tmp_path, llm_env):
+    spec = spec_of(models=["openai:m"], tasks=["open"], conditions=["north"], runs=1, **FAST)
+    with FakeProvider(lambda request: Reply.error(401, "no")) as provider:
+        llm_env(provider)
+        run_experiment(spec, tmp_path)
+    with FakeProvider(lockpick) as provider:
+        llm_env(provider)
+        run_experiment(spec, tmp_path, retry_errors=True)
+    results = tmp_path / "results.jsonl"
+    lines = results.read_bytes().splitlines(keepends=True)
+    assert [json.loads(line)["status"] for line in lines] == ["infra_error", "completed"]
+    results.write_bytes(lines[0])  # the retry's record never landed
+    again = run_experiment(spec, tmp_path)
+    assert again.record.sessions[-1].recovered == 1 and again.record.sessions[-1].ran == 0
+    (final,) = ExperimentFolder(tmp_path).final_records()
+    assert final.status == "completed" and final.passed is True

@@ -197,14 +197,22 @@ def _session_log(path: Path) -> Iterator[None]:
 def _recover_from_traces(
     folder: ExperimentFolder, plan: dict[str, PlannedRun], final: dict[str, RunRecord]
 ) -> list[RunRecord]:
-    """Record runs whose episode reached the traces but whose record did not."""
+    """Record runs whose episode reached the traces but whose record did not.
+
+    That is a run killed between its two writes; or a retried infra-error run
+    killed the same way (its new episode is not the one its record names).
+    """
     traces = folder.traces()
     if not traces.exists():
         return []
     recovered: list[RunRecord] = []
     for episode in traces.episodes():
         planned = plan.get(episode.run_id or "")
-        if planned is None or planned.run_id in final:
+        if planned is None:
+            continue
+        known = final.get(planned.run_id)
+        retried = known is not None and known.status == "infra_error"
+        if known is not None and not (retried and known.episode_id != episode.episode_id):
             continue
         record = run_record_from_episode(
             episode,
