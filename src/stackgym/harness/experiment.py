@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from stackgym.agents.llm import is_llm_agent
 from stackgym.core.agents import make_agent
 from stackgym.core.errors import ConfigError, StackgymError
 from stackgym.core.registry import make
@@ -136,8 +137,6 @@ def preflight_agents(spec: ExperimentSpec) -> None:
     for condition in resolve_all(spec).values():
         settings = llm_settings(spec, condition)
         for model in condition.models:
-            from stackgym.agents.llm import is_llm_agent
-
             kwargs = {"settings": settings} if is_llm_agent(model) else {}
             make_agent(model, spec.env, **kwargs).close()
 

@@ -91,9 +91,10 @@ class ParityReport(BaseModel):
 
 
 def _show(value: Any) -> str:
-    return "unset" if value is _MISSING else json.dumps(value, default=str)
+    return json.dumps(value, default=str)
 
 
+#: A field one condition has and another has not (shown as null).
 _MISSING: Any = object()
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from stackgym.agents.llm import ClientPool
+from stackgym.agents.llm import ClientPool, is_llm_agent
 from stackgym.core.agents import Agent, make_agent
 from stackgym.core.env import Env
 from stackgym.core.registry import make
@@ -176,8 +176,6 @@ class _WorkerEnvs:
 
 def _accepts(factory_kwargs: dict[str, Any], name: str) -> dict[str, Any]:
     """LLM settings and the shared client pool go to the agents that take them."""
-    from stackgym.agents.llm import is_llm_agent
-
     return factory_kwargs if is_llm_agent(name) else {}
 
 
