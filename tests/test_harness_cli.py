@@ -12,11 +12,13 @@ from harness_env import register_vault
 from stackgym.agents.fake_provider import ChatRequest, FakeProvider, Reply
 from stackgym.cli import app
 from stackgym.core import ResultStore
+from stackgym.core.registry import registry
 
 
 @pytest.fixture(scope="module", autouse=True)
 def vault():
-    return register_vault()
+    yield register_vault()
+    registry.remove("vault")
 
 
 def invoke(*args: str):

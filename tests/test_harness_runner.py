@@ -9,6 +9,7 @@ import pytest
 from harness_env import register_vault
 from stackgym.agents.fake_provider import ChatRequest, FakeProvider, Reply
 from stackgym.core import ConfigError, ResultStore, TraceStore
+from stackgym.core.registry import registry
 from stackgym.harness.experiment import run_experiment, run_spec
 from stackgym.harness.folder import ExperimentFolder
 from stackgym.harness.spec import parse_spec
@@ -17,7 +18,8 @@ from stackgym.version import __version__
 
 @pytest.fixture(scope="module", autouse=True)
 def vault():
-    return register_vault()
+    yield register_vault()
+    registry.remove("vault")
 
 
 def spec_of(**changes):

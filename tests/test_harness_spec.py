@@ -7,6 +7,7 @@ import yaml
 
 from harness_env import register_vault
 from stackgym.core import ConfigError, UnknownNameError
+from stackgym.core.registry import registry
 from stackgym.data import DRIFT_MODES
 from stackgym.harness.experiment import refuse_broken_parity
 from stackgym.harness.parity import check_parity
@@ -41,7 +42,8 @@ METRICS_SANDBOXES = {
 
 @pytest.fixture(scope="module")
 def vault():
-    return register_vault()
+    yield register_vault()
+    registry.remove("vault")
 
 
 def vault_spec(**changes) -> dict:
