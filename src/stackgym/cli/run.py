@@ -43,25 +43,30 @@ def run_id_for(env_id: str, options: dict[str, Any], agent: str, seed: int) -> s
     return f"run-{env_id}-{digest}-{agent}-seed{seed}"
 
 
-def summarize(env_id: str, episodes: list) -> dict[str, Any]:
-    """Pass rate, reward, steps and the env's own metrics over finished episodes."""
+def summarize(env_id: str, records: list) -> dict[str, Any]:
+    """Pass rate, reward, steps and the env's own metrics over finished runs.
+
+    Infrastructure errors are counted apart and left out of every rate and mean.
+    """
     from stackgym.core.metrics import summarize_metrics
 
-    scored = [e for e in episodes if e.error is None]
-    judged = [e.passed for e in scored if e.passed is not None]
+    scored = [r for r in records if r.status != "infra_error"]
+    judged = [r.passed for r in scored if r.passed is not None]
     passed = sum(judged)
     count = len(scored)
+    costs = [r.usage.cost_usd for r in records if r.usage.cost_usd is not None]
     summary: dict[str, Any] = {
         "env_id": env_id,
         "episodes": count,
         "passed": passed,
         "pass_rate": passed / len(judged) if judged else None,
-        "mean_reward": sum(e.total_reward for e in scored) / count if count else None,
-        "mean_steps": sum(len(e.steps) for e in scored) / count if count else None,
-        "infra_errors": len(episodes) - count,
-        "tokens": sum(e.usage.total_tokens for e in episodes),
+        "mean_reward": sum(r.reward for r in scored) / count if count else None,
+        "mean_steps": sum(r.turns for r in scored) / count if count else None,
+        "infra_errors": len(records) - count,
+        "tokens": sum(r.usage.total_tokens for r in records),
+        "cost_usd": sum(costs) if costs else None,
     }
-    metrics = summarize_metrics(env_id, [e.outcome.get("metrics") or {} for e in scored])
+    metrics = summarize_metrics(env_id, [r.metrics for r in scored])
     for key, value in metrics.items():
         summary.setdefault(key, value)
     return summary
@@ -78,53 +83,73 @@ def run(
         None, "--out", help="Folder for results.jsonl and traces/ (re-running resumes)."
     ),
     option: list[str] = typer.Option([], "--option", "-o", help="Env option KEY=VALUE."),
+    concurrency: int = typer.Option(
+        1, "--concurrency", "-c", min=1, help="Episodes played at once (LLM agents gain most)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Play episodes of one agent in one environment.
 
     Any other `--name value` is passed to the environment as an option, e.g.
     `stackgym run stack_doctor --mode blind_diagnosis --agent oracle -n 20`.
+    LLM agents: `--agent openai:MODEL` (OPENAI_BASE_URL, OPENAI_API_KEY) or
+    `--agent openrouter:MODEL` (OPENROUTER_API_KEY).
     """
-    import stackgym
+    from stackgym.agents.llm import LLMSettings, is_llm_agent
     from stackgym.core.agents import make_agent
-    from stackgym.core.results import ResultStore, run_record_from_episode
-    from stackgym.core.rollout import run_episode
+    from stackgym.core.registry import make
+    from stackgym.core.results import ResultStore
     from stackgym.core.traces import TraceStore
+    from stackgym.harness import loop
+    from stackgym.harness.plan import PlannedRun
+    from stackgym.harness.runner import Runner
 
     options = {**env_options_from_args(list(ctx.args)), **parse_options(option)}
-    env = stackgym.make(env_id, **options)
-    policy = make_agent(agent, env_id)
+    make(env_id, **options).close()  # bad env ids and options fail before anything runs
+    llm = LLMSettings() if is_llm_agent(agent) else None
+    make_agent(agent, env_id, **({"settings": llm} if llm else {})).close()
     results = ResultStore(out) if out else None
-    traces = TraceStore(out / "traces") if out else None
     done = results.completed_ids() if results else set()
-    records = []
+    planned = [
+        PlannedRun(
+            run_id=run_id_for(env_id, options, agent, episode_seed),
+            experiment="run",
+            env_id=env_id,
+            options=options,
+            model=agent,
+            seed=episode_seed,
+            settings=options,
+            llm=llm,
+        )
+        for episode_seed in range(seed, seed + episodes)
+    ]
+    todo = [p for p in planned if p.run_id not in done]
+
+    def report(record: Any, _: Any) -> None:
+        if json_output:
+            return
+        verdict = {True: "[green]pass[/]", False: "[red]fail[/]", None: "-"}[record.passed]
+        problem = f" ({record.error})" if record.status == "infra_error" else ""
+        console.print(
+            f"seed {record.seed}: {verdict} reward {record.reward:+.2f} "
+            f"in {record.turns} steps{problem}"
+        )
+
+    runner = Runner(
+        todo,
+        results=results,
+        traces=TraceStore(out / "traces") if out else None,
+        concurrency=concurrency,
+        on_record=report,
+    )
     try:
-        for episode_seed in range(seed, seed + episodes):
-            run_id = run_id_for(env_id, options, agent, episode_seed)
-            if run_id in done:
-                continue
-            record = run_episode(env, policy, seed=episode_seed, run_id=run_id, traces=traces)
-            records.append(record)
-            if results is not None:
-                results.write(
-                    run_record_from_episode(
-                        record, run_id=run_id, experiment="run", model=agent, settings=options
-                    )
-                )
-            if not json_output:
-                verdict = {True: "[green]pass[/]", False: "[red]fail[/]", None: "-"}[record.passed]
-                console.print(
-                    f"seed {episode_seed}: {verdict} reward {record.total_reward:+.2f} "
-                    f"in {len(record.steps)} steps" + (f" ({record.error})" if record.error else "")
-                )
+        records = loop.run(runner.run())
     finally:
-        env.close()
-        policy.close()
         if results is not None:
             results.close()
-        if traces is not None:
-            traces.close()
-    skipped = episodes - len(records)
+        if runner.traces is not None:
+            runner.traces.close()
+    skipped = episodes - len(todo)
     summary = summarize(env_id, records)
     summary["skipped_already_done"] = skipped
     if json_output:

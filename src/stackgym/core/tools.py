@@ -83,6 +83,7 @@ class ActionSet:
             if name in self._by_name:
                 raise TypeError(f"two action types share the tool name {name!r}")
             self._by_name[name] = action_type
+        self._tools_json: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -97,8 +98,12 @@ class ActionSet:
         return name in self._by_name
 
     def tools(self) -> list[dict[str, Any]]:
-        """OpenAI function-calling specs, one per action type."""
-        return [tool_spec(t) for t in self._by_name.values()]
+        """OpenAI function-calling specs, one per action type (a fresh copy each call)."""
+        # Building JSON schemas costs about a millisecond per tool, and LLM agents
+        # ask for the tools at every reset; the action types never change.
+        if self._tools_json is None:
+            self._tools_json = json.dumps([tool_spec(t) for t in self._by_name.values()])
+        return json.loads(self._tools_json)
 
     def usage(self) -> str:
         """A one-line reminder of the valid actions, for error messages."""
