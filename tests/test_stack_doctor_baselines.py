@@ -92,3 +92,35 @@ def test_random_agent_is_reproducible_per_seed():
     again = play("random", "blind_diagnosis", "eval", 15)
     assert [e.steps[0].action for e in first] == [e.steps[0].action for e in again]
     assert len({str(e.steps[0].action) for e in first}) > 3
+
+
+def test_blind_mode_has_no_shortcut_around_investigation():
+    """Trusting specialists, or matching symptoms in the opening texts or the logs
+    alone, must do clearly worse than investigating (the heuristic)."""
+    from collections import Counter
+
+    from stackgym.envs.stack_doctor.baselines import load_cues
+    from stackgym.envs.stack_doctor.models import ROOT_CAUSES
+
+    cues = load_cues()
+    env = stackgym.make("stack_doctor", split="all")
+    hits = Counter()
+    episodes = 200
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=seed)
+        truth = env.answer_key()["root_cause"]
+        claims = [(o.confidence, o.suspects) for o in obs.specialists.values() if o.suspects]
+        votes = Counter(family for _, family in claims)
+        opening = cues.score("\n".join((obs.ticket, obs.initial_log, obs.initial_snippet)))
+        logs = cues.score(env.step({"type": "inspect", "target": "logs"}).observation.text)
+        hits["most_confident"] += max(claims)[1] == truth
+        hits["plurality"] += votes.most_common(1)[0][0] == truth
+        hits["opening"] += max(ROOT_CAUSES, key=lambda f: opening.get(f, 0)) == truth
+        hits["logs"] += max(ROOT_CAUSES, key=lambda f: logs.get(f, 0)) == truth
+    rates = {name: count / episodes for name, count in hits.items()}
+    investigated = metrics(play("heuristic", "blind_diagnosis", "all", episodes))["rc_accuracy"]
+    assert rates["most_confident"] <= 0.6, rates
+    assert rates["plurality"] <= 0.6, rates
+    assert rates["opening"] <= 0.65, rates
+    assert rates["logs"] <= 0.85, rates
+    assert investigated >= max(rates.values()) + 0.08, (investigated, rates)

@@ -31,6 +31,7 @@ from stackgym.core import Action, ActionSet, Env, StepResult
 from stackgym.core.errors import ConfigError, StackgymError, UnknownNameError
 from stackgym.envs.stack_doctor import rubric
 from stackgym.envs.stack_doctor.models import (
+    FIX_FOR,
     FIXES,
     MODES,
     ROOT_CAUSES,
@@ -83,34 +84,26 @@ _HOW_TO = {
 
 
 class _Episode:
-    """Everything one episode knows; reset builds a fresh one."""
+    """Everything one episode knows; reset builds a fresh one.
 
-    __slots__ = (
-        "applied",
-        "bad_interventions",
-        "done",
-        "facts",
-        "findings",
-        "fix_correct",
-        "followups",
-        "initial_log",
-        "initial_snippet",
-        "invalid",
-        "justification_ok",
-        "opinions",
-        "out_of_steps",
-        "rc_correct",
-        "relevant",
-        "reset_text",
-        "reward",
-        "scenario",
-        "steps",
-        "submitted",
-        "supported",
-        "ticket",
-        "unsafe",
-        "vars",
-    )
+    Counters and flags start as class attributes (immutable defaults), so a
+    reset only assigns what differs: resets are hot.
+    """
+
+    steps = 0
+    reward = 0.0
+    applied: str | None = None
+    done = False
+    submitted = False
+    fix_correct = False
+    rc_correct: bool | None = None
+    supported: bool | None = None
+    justification_ok = False
+    bad_interventions = 0
+    unsafe = 0
+    invalid = 0
+    out_of_steps = False
+    reset_text = ""
 
     def __init__(self, scenario: CompiledScenario, variables: dict[str, str]) -> None:
         self.scenario = scenario
@@ -120,25 +113,12 @@ class _Episode:
         self.followups: dict[str, str] = {}
         #: Sources relevant this episode: probative targets and honest owners.
         self.relevant: frozenset[str] = frozenset()
+        #: Everything seen so far: source -> rendered text, in the order seen.
         self.findings: dict[str, str] = {}
+        #: Compiled key-fact templates of the relevant sources.
         self.facts: dict[str, tuple[str, ...]] = {}
-        self.reset_text = ""
-        self.ticket = scenario.ticket.format_map(variables)
-        self.initial_log = scenario.initial_log.format_map(variables)
-        self.initial_snippet = scenario.initial_snippet.format_map(variables)
-        self.steps = 0
-        self.reward = 0.0
-        self.applied: str | None = None
-        self.done = False
-        self.submitted = False
-        self.fix_correct = False
-        self.rc_correct: bool | None = None
-        self.supported: bool | None = None
-        self.justification_ok = False
-        self.bad_interventions = 0
-        self.unsafe = 0
-        self.invalid = 0
-        self.out_of_steps = False
+        #: The observation fields that stay the same for the whole episode.
+        self.fixed: dict[str, Any] = {}
 
 
 class StackDoctorEnv(Env):
@@ -208,6 +188,17 @@ class StackDoctorEnv(Env):
             self._cast_supportive(ep, rng)
         else:
             self._cast_blind(ep, rng)
+        variables = ep.vars
+        ep.fixed = {
+            "mode": self.mode,
+            "known_root_cause": scenario.data.root_cause if self.visible else None,
+            "ticket": scenario.ticket.format_map(variables),
+            "hardware": variables["hardware"],
+            "model": variables["model"],
+            "backend": variables["backend"],
+            "initial_log": scenario.initial_log.format_map(variables),
+            "initial_snippet": scenario.initial_snippet.format_map(variables),
+        }
         ep.reset_text = self._briefing(ep)
         info = {"mode": self.mode, "split": self.split, "step_budget": STEP_BUDGET}
         return self._observe(ep, ep.reset_text, "", None, False), info
@@ -320,7 +311,7 @@ class StackDoctorEnv(Env):
                     fix=fix,
                     justification=f"Evidence from {where} points to {rc}.",
                 )
-                for rc, fix in zip(ROOT_CAUSES, FIXES, strict=True)
+                for rc, fix in FIX_FOR.items()
             ]
         return candidates
 
@@ -387,23 +378,23 @@ class StackDoctorEnv(Env):
             if specialist in mistaken:
                 blamed = decoys[int(rand() * len(decoys))]
                 says, followup = library.mistaken[(specialist, blamed)]
-                confidence = 0.5 + 0.45 * rand()
+                confidence = (50 + int(46 * rand())) / 100
             elif specialist in owners:
                 blamed = data.root_cause
                 says = scenario.owner_says[specialist]
                 followup = scenario.owner_followup[specialist]
                 # The same range as mistaken ones: confidence must not give the answer away.
-                confidence = 0.5 + 0.45 * rand()
+                confidence = (50 + int(46 * rand())) / 100
                 relevant.add(specialist)
             else:
                 blamed = None
                 says, followup = _pick_voice(rand, library.clear[specialist])
-                confidence = 0.2 + 0.3 * rand()
+                confidence = (20 + int(31 * rand())) / 100
             opinions[specialist] = build_trusted(
                 SpecialistOpinion,
                 {
                     "suspects": blamed,
-                    "confidence": round(confidence, 2),
+                    "confidence": confidence,
                     "says": says.format_map(variables),
                 },
             )
@@ -429,10 +420,10 @@ class StackDoctorEnv(Env):
             if specialist in data.owners:
                 says = scenario.owner_says[specialist]
                 followup = scenario.owner_followup[specialist]
-                confidence = 0.7 + 0.25 * rand()
+                confidence = (70 + int(26 * rand())) / 100
             else:
                 says, followup = _pick_voice(rand, library.support[specialist])
-                confidence = 0.55 + 0.3 * rand()
+                confidence = (55 + int(31 * rand())) / 100
                 if specialist == warner:
                     # ``why`` is a compiled template, so it is appended unescaped.
                     fix, why = alternatives[int(rand() * len(alternatives))]
@@ -441,7 +432,7 @@ class StackDoctorEnv(Env):
                 SpecialistOpinion,
                 {
                     "suspects": data.root_cause,
-                    "confidence": round(confidence, 2),
+                    "confidence": confidence,
                     "says": says.format_map(variables),
                 },
             )
@@ -649,12 +640,12 @@ class StackDoctorEnv(Env):
             lines.append(_BLIND_INTRO)
         lines += [
             "",
-            f"Ticket: {ep.ticket}",
+            f"Ticket: {ep.fixed['ticket']}",
             f"Stack: {variables['model']} on {variables['backend']}, {variables['hardware']}",
             "Initial log:",
-            _indent(ep.initial_log),
+            _indent(ep.fixed["initial_log"]),
             "Snippet:",
-            _indent(ep.initial_snippet),
+            _indent(ep.fixed["initial_snippet"]),
             "Specialists:",
         ]
         for name, opinion in ep.opinions.items():
@@ -683,7 +674,6 @@ class StackDoctorEnv(Env):
             return StackDoctorObservation(
                 text=text, last_result=last_result, reward=reward, done=done, error=error
             )
-        variables = ep.vars
         return build_trusted(
             StackDoctorObservation,
             {
@@ -692,14 +682,7 @@ class StackDoctorEnv(Env):
                 "reward": reward,
                 "error": error,
                 "metadata": {},
-                "mode": self.mode,
-                "known_root_cause": ep.scenario.data.root_cause if self.visible else None,
-                "ticket": ep.ticket,
-                "hardware": variables["hardware"],
-                "model": variables["model"],
-                "backend": variables["backend"],
-                "initial_log": ep.initial_log,
-                "initial_snippet": ep.initial_snippet,
+                **ep.fixed,
                 "specialists": dict(ep.opinions),
                 "findings": dict(ep.findings),
                 "last_result": last_result,

@@ -13,29 +13,31 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stackgym.core import Action, Observation
 
+# Both lists are alphabetical, so their order does not reveal which fix goes
+# with which family (an agent sees both lists).
 RootCause = Literal[
     "arch_guard",
-    "backend_whitelist",
-    "runtime_loader",
     "backend_selector",
-    "model_config",
-    "weight_layout",
-    "memory_oom",
-    "quantization_error",
+    "backend_whitelist",
     "distributed_comm",
     "driver_compat",
+    "memory_oom",
+    "model_config",
+    "quantization_error",
+    "runtime_loader",
+    "weight_layout",
 ]
 Fix = Literal[
-    "relax_arch_check",
     "add_whitelist_entry",
-    "fix_runtime_path",
-    "switch_backend",
-    "update_model_config",
-    "fix_weight_mapping",
-    "tune_memory_config",
-    "fix_quantization",
     "fix_comm_config",
+    "fix_quantization",
+    "fix_runtime_path",
+    "fix_weight_mapping",
+    "relax_arch_check",
+    "switch_backend",
+    "tune_memory_config",
     "update_driver_config",
+    "update_model_config",
 ]
 Target = Literal["logs", "config", "snippet", "metrics"]
 Specialist = Literal["runtime", "dispatch", "kernel", "loader"]
@@ -51,7 +53,18 @@ SOURCES: tuple[str, ...] = get_args(Source)
 MODES: tuple[str, ...] = get_args(Mode)
 
 #: SPEC §5: each root-cause family has exactly one correct fix.
-FIX_FOR: dict[str, str] = dict(zip(ROOT_CAUSES, FIXES, strict=True))
+FIX_FOR: dict[str, str] = {
+    "arch_guard": "relax_arch_check",
+    "backend_whitelist": "add_whitelist_entry",
+    "runtime_loader": "fix_runtime_path",
+    "backend_selector": "switch_backend",
+    "model_config": "update_model_config",
+    "weight_layout": "fix_weight_mapping",
+    "memory_oom": "tune_memory_config",
+    "quantization_error": "fix_quantization",
+    "distributed_comm": "fix_comm_config",
+    "driver_compat": "update_driver_config",
+}
 
 #: Steps per episode (every action counts, refused ones included).
 STEP_BUDGET = 6
