@@ -423,3 +423,25 @@ def test_bad_options_are_refused_with_the_valid_choices():
     env = blind()
     with pytest.raises(StackgymError, match="unknown reset options"):
         env.reset(seed=0, options={"difficulty": "hard"})
+
+
+# -- the base class's seeding (core/env.py, changed for reset speed) ---------------
+
+
+def test_seedless_resets_continue_from_the_last_explicit_seed_however_interleaved():
+    env = blind(None)
+    env.reset(seed=11)
+    first = [env.reset()[1]["seed"] for _ in range(4)]
+    env.reset(seed=11)
+    again = [env.reset()[1]["seed"] for _ in range(4)]
+    env.reset(seed=12)
+    other = [env.reset()[1]["seed"] for _ in range(4)]
+    assert first == again and first != other
+    assert len(set(first)) == 4
+
+
+def test_episode_ids_are_unique_32_digit_hex():
+    env = blind()
+    ids = {env.reset(seed=0)[1]["episode_id"] for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

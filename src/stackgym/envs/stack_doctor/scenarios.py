@@ -343,6 +343,8 @@ class CompiledScenario:
     #: Compiled fact templates per probative source.
     facts: dict[str, tuple[str, ...]]
     probative_targets: frozenset[str]
+    #: (specialist, (says, followup) if it owns the incident else None), in order.
+    roles: tuple[tuple[str, tuple[str, str] | None], ...]
     #: Plausible but not minimal fixes -> compiled "why not" template.
     alternatives: dict[str, str]
 
@@ -454,6 +456,11 @@ def compile_scenario(scenario: Scenario, world: World) -> CompiledScenario:
         )
         for size in (1, 2)
     )
+    ticket = compile_template(scenario.ticket)
+    initial_log = compile_template(scenario.initial_log)
+    initial_snippet = compile_template(scenario.initial_snippet)
+    owner_says = {s: compile_template(o.says) for s, o in scenario.owners.items()}
+    owner_followup = {s: compile_template(o.followup) for s, o in scenario.owners.items()}
     facts = {t: tuple(map(compile_template, e.facts)) for t, e in scenario.inspect.items()}
     facts = {t: f for t, f in facts.items() if f}
     for specialist, owner in scenario.owners.items():
@@ -474,14 +481,17 @@ def compile_scenario(scenario: Scenario, world: World) -> CompiledScenario:
         ),
         variables=_compile_variables(scenario),
         mistaken_sets=mistaken_sets,
-        ticket=compile_template(scenario.ticket),
-        initial_log=compile_template(scenario.initial_log),
-        initial_snippet=compile_template(scenario.initial_snippet),
+        ticket=ticket,
+        initial_log=initial_log,
+        initial_snippet=initial_snippet,
         inspect={t: compile_template(e.text) for t, e in scenario.inspect.items()},
-        owner_says={s: compile_template(o.says) for s, o in scenario.owners.items()},
-        owner_followup={s: compile_template(o.followup) for s, o in scenario.owners.items()},
+        owner_says=owner_says,
+        owner_followup=owner_followup,
         facts=facts,
         probative_targets=frozenset(t for t, e in scenario.inspect.items() if e.tag == "probative"),
+        roles=tuple(
+            (s, (owner_says[s], owner_followup[s]) if s in owners else None) for s in SPECIALISTS
+        ),
         alternatives={a.fix: compile_template(a.why_not) for a in scenario.alternatives},
     )
 
