@@ -17,8 +17,8 @@ same seed always gives the same episode.
 
 Speed: scenarios are loaded, validated and compiled once per process; a reset
 draws a few values and renders the opening texts; evidence is rendered the
-first time it is inspected; observations are built with ``model_construct``
-from values the env produced itself (no validation needed).
+first time it is inspected; observations are built without re-validation
+from values the env produced itself (``models.build_trusted``).
 """
 
 from __future__ import annotations
@@ -103,7 +103,6 @@ class _Episode:
     unsafe = 0
     invalid = 0
     out_of_steps = False
-    reset_text = ""
 
     def __init__(self, scenario: CompiledScenario, variables: dict[str, str]) -> None:
         self.scenario = scenario
@@ -208,9 +207,8 @@ class StackDoctorEnv(Env):
             "initial_log": scenario.initial_log.format_map(variables),
             "initial_snippet": scenario.initial_snippet.format_map(variables),
         }
-        ep.reset_text = self._briefing(ep)
         info = {"mode": self.mode, "split": self.split, "step_budget": STEP_BUDGET}
-        return self._observe(ep, ep.reset_text, "", None, False), info
+        return self._observe(ep, self._briefing(ep), "", None, False), info
 
     def _step(self, action: Action) -> StepResult:
         ep = self._ep
@@ -218,9 +216,9 @@ class StackDoctorEnv(Env):
         ep.steps += 1
         kind = action.type
         if kind == "inspect":
-            return self._look(ep, action.target, ep.vars)  # type: ignore[attr-defined]
+            return self._look(ep, action.target)  # type: ignore[attr-defined]
         if kind == "ask_specialist":
-            return self._look(ep, action.specialist, ep.vars)  # type: ignore[attr-defined]
+            return self._look(ep, action.specialist)  # type: ignore[attr-defined]
         if kind == "apply_fix":
             return self._apply(ep, action.fix)  # type: ignore[attr-defined]
         if self.visible:
@@ -437,15 +435,15 @@ class StackDoctorEnv(Env):
 
     # -- actions ------------------------------------------------------------------
 
-    def _look(self, ep: _Episode, source: str, variables: dict[str, str]) -> StepResult:
+    def _look(self, ep: _Episode, source: str) -> StepResult:
         """inspect and ask_specialist: show the source, pay for relevance once."""
         breakdown = {"step_cost": self.rewards.step_cost}
         text = ep.findings.get(source)
         if text is None:
             if source in ep.followups:
-                text = ep.followups[source].format_map(variables)
+                text = ep.followups[source].format_map(ep.vars)
             else:
-                text = ep.scenario.inspect[source].format_map(variables)
+                text = ep.scenario.inspect[source].format_map(ep.vars)
             ep.findings[source] = text
             if self.visible and source in ep.relevant:
                 breakdown["relevant_evidence"] = rubric.VISIBLE_REWARDS.relevant_evidence

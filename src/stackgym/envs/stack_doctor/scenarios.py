@@ -39,7 +39,6 @@ from stackgym.envs.stack_doctor.models import (
     TARGETS,
     Fix,
     RootCause,
-    Source,
     Specialist,
     Target,
 )
@@ -237,7 +236,8 @@ class Scenario(_Strict):
     inspect: dict[Target, Evidence]
     owners: dict[Specialist, OwnerOpinion] = Field(min_length=1, max_length=2)
     decoys: list[RootCause] = Field(min_length=1, max_length=3)
-    minimal_evidence: list[Source] = Field(min_length=1, max_length=2)
+    #: Inspect targets only: a specialist can be the mistaken one in blind mode.
+    minimal_evidence: list[Target] = Field(min_length=1, max_length=2)
     alternatives: list[Alternative] = Field(default_factory=list)
 
     @field_validator("inspect")
@@ -257,12 +257,11 @@ class Scenario(_Strict):
             )
         if self.root_cause in self.decoys:
             raise ValueError("decoys must be wrong families, not the root cause")
-        probative = self.probative_sources()
         if not any(e.tag == "probative" for e in self.inspect.values()):
             raise ValueError("at least one inspect target must be probative")
-        outside = [s for s in self.minimal_evidence if s not in probative]
+        outside = [t for t in self.minimal_evidence if self.inspect[t].tag != "probative"]
         if outside:
-            raise ValueError(f"minimal_evidence {outside} are not probative sources")
+            raise ValueError(f"minimal_evidence {outside} are not probative targets")
         for target, evidence in self.inspect.items():
             if evidence.tag == "probative" and not evidence.facts:
                 raise ValueError(f"inspect.{target} is probative but lists no facts")
@@ -281,10 +280,6 @@ class Scenario(_Strict):
             if alternative.fix == self.fix:
                 raise ValueError("alternatives must differ from the correct fix")
         return self
-
-    def probative_sources(self) -> set[str]:
-        """Inspect targets tagged probative plus the owners (their follow-ups are)."""
-        return {t for t, e in self.inspect.items() if e.tag == "probative"} | set(self.owners)
 
     def templates(self) -> list[tuple[str, str]]:
         """Every text template of the scenario, with where it lives."""
