@@ -309,8 +309,8 @@ class HeuristicAgent(Agent):
         margin = beliefs[top] - beliefs[second]
         looks = len(self.by_source)
         summary = f"leading {top} ({beliefs[top]:.1f}) over {second} ({beliefs[second]:.1f})"
-        recovered = observation.fix_applied is not None and "recovers" in observation.last_result
-        if recovered or observation.fix_applied is not None or observation.steps_left <= 1:
+        # After a fix (recovered, or ruled out by failing) or at the last step: submit.
+        if observation.fix_applied is not None or observation.steps_left <= 1:
             return self._submit_diagnosis(top), f"submit: {summary}"
         clear = margin >= _APPLY_MARGIN and self._evidence().get(top, 0.0) >= 3.0
         if looks >= 2 and clear:
@@ -333,7 +333,7 @@ class HeuristicAgent(Agent):
         fix = FIX_FOR[known]
         backing, quote = self._quote(known)
         if observation.fix_applied is not None or observation.steps_left <= 1:
-            evidence = backing or [s for s in self.by_source][:1]
+            evidence = backing or list(self.by_source)[:1]
             justification = quote or f"The inspected evidence is consistent with {known}."
             action = SubmitRemediation(fix=fix, evidence=evidence, justification=justification)
             return action, f"submit {fix}, citing {', '.join(evidence) or 'nothing'}"
