@@ -509,8 +509,9 @@ class StackDoctorEnv(Env):
             f"fix {action.fix}: {'correct' if fix_ok else 'wrong'}. "
             f"The incident was {data.root_cause}, fixed by {data.fix}."
         )
+        justification = {"ok": verdict.ok, "reason": verdict.reason}
         return self._finish(
-            ep, breakdown, text, terminated=True, extra={"justification": verdict._asdict()}
+            ep, breakdown, text, terminated=True, extra={"justification": justification}
         )
 
     def _submit_remediation(self, ep: _Episode, action: SubmitRemediation) -> StepResult:
@@ -549,7 +550,7 @@ class StackDoctorEnv(Env):
             f"Justification: {verdict.reason}."
         )
         extra = {
-            "justification": verdict._asdict(),
+            "justification": {"ok": verdict.ok, "reason": verdict.reason},
             "evidence": {
                 "cited": cited,
                 "counted": counted,
@@ -578,9 +579,11 @@ class StackDoctorEnv(Env):
             ep.out_of_steps = True
             penalty = self.rewards.out_of_steps
             text += f"\nOut of steps (penalty {penalty:+g}): the incident stays open."
+        if steps_left < 0:
+            steps_left = 0  # refused actions after the end do not come here; be safe anyway
         reward = sum(breakdown.values())
         ep.reward += reward
-        info: dict[str, Any] = {"reward_breakdown": breakdown, "steps_left": max(steps_left, 0)}
+        info: dict[str, Any] = {"reward_breakdown": breakdown, "steps_left": steps_left}
         if extra:
             info.update(extra)
         done = terminated or truncated
@@ -591,7 +594,7 @@ class StackDoctorEnv(Env):
         else:
             status = f"; fix applied: {ep.applied})" if ep.applied else ")"
             shown = f"{text}\n({steps_left} step{'s' if steps_left != 1 else ''} left{status}"
-        observation = self._observe(ep, shown, text, reward, done, error=error)
+        observation = self._observe(ep, shown, text, reward, done, error=error, left=steps_left)
         return StepResult(observation, reward, terminated, truncated, info)
 
     def _outcome(self, ep: _Episode) -> dict[str, Any]:
@@ -656,11 +659,14 @@ class StackDoctorEnv(Env):
         done: bool,
         *,
         error: str | None = None,
+        left: int | None = None,
     ) -> StackDoctorObservation:
         if ep is None:
             return StackDoctorObservation(
                 text=text, last_result=last_result, reward=reward, done=done, error=error
             )
+        if left is None:
+            left = STEP_BUDGET - ep.steps if ep.steps < STEP_BUDGET else 0
         return build_trusted(
             StackDoctorObservation,
             {
@@ -673,13 +679,15 @@ class StackDoctorEnv(Env):
                 "specialists": dict(ep.opinions),
                 "findings": dict(ep.findings),
                 "last_result": last_result,
-                "steps_left": max(STEP_BUDGET - ep.steps, 0),
+                "steps_left": left,
                 "fix_applied": ep.applied,
             },
+            _OBSERVATION_FIELDS.copy(),
         )
 
 
 _OPINION_FIELDS = {"suspects", "confidence", "says"}
+_OBSERVATION_FIELDS = set(StackDoctorObservation.model_fields)
 
 
 def _opinion(suspects: str | None, confidence: float, says: str) -> SpecialistOpinion:
