@@ -54,7 +54,7 @@ def summarise(per_episode: list[Mapping[str, Any]]) -> dict[str, float | None]:
     invalid = sum(int(m.get("invalid_actions") or 0) for m in episodes)
     submitted = [m for m in episodes if m.get("submitted")]
     return {
-        "episodes": float(count),
+        "episodes": count,
         "fix_accuracy": _rate(column("fix_correct")),
         "rc_accuracy": _rate(column("rc_correct")),
         "avg_steps": _mean(column("steps")),
@@ -66,9 +66,7 @@ def summarise(per_episode: list[Mapping[str, Any]]) -> dict[str, float | None]:
                 (m.get("bad_interventions") or 0) + (m.get("unsafe_actions") or 0) > 0
                 for m in episodes
             ]
-        )
-        if count
-        else None,
+        ),
         "supported_rate": _rate([m.get("supported") for m in submitted]),
         "submit_rate": _rate(column("submitted")),
         "out_of_steps_rate": _rate(column("out_of_steps")),
