@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
 import time
 
@@ -113,6 +114,7 @@ def reset_latency(mode: str) -> dict[str, float]:
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     figures: dict[str, dict[str, float]] = {}
     for mode in ("blind_diagnosis", "root_cause_visible"):
         row: dict[str, float] = {}
@@ -126,6 +128,8 @@ def main() -> None:
         row["resets_per_s"] = round(reset["per_s"])
         row["resets_per_s_cpu"] = round(reset["per_s_cpu"])
         figures[mode] = row
+    # Other processes on the machine slow every figure down; say how busy it was.
+    print(f"load average (1 min): {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     for mode, row in figures.items():
         print(f"== {mode}")
         for key, value in row.items():
