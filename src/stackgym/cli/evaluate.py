@@ -49,16 +49,16 @@ def evaluate(
     policy = make_agent(agent, env_id)
     results = ResultStore(out) if out else None
     traces = TraceStore(out / "traces") if out else None
-    records = []
+    played = []
     try:
         for episode_seed in range(seed, seed + episodes):
             run_id = run_id_for(env_id, options, agent, episode_seed)
-            record = run_episode(env, policy, seed=episode_seed, run_id=run_id, traces=traces)
-            records.append(record)
+            episode = run_episode(env, policy, seed=episode_seed, run_id=run_id, traces=traces)
+            played.append(episode)
             if results is not None:
                 results.write(
                     run_record_from_episode(
-                        record, run_id=run_id, experiment="eval", model=agent, settings=options
+                        episode, run_id=run_id, experiment="eval", model=agent, settings=options
                     )
                 )
     finally:
@@ -68,7 +68,7 @@ def evaluate(
             results.close()
         if traces is not None:
             traces.close()
-    summary = summarize(env_id, records)
+    summary = summarize(env_id, played)
     return {"env_id": env_id, "agent": agent, "options": options, "seed": seed, **summary}
 
 
