@@ -10,7 +10,7 @@ STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml constraints.txt 2>/dev/null |
 PYTEST_WORKERS ?= 2
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test lint format bench clean lock
+.PHONY: setup demo test lint format bench clean lock stack-doctor-baselines
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ format: setup
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Regenerate the Stack Doctor baseline table (README.md, docs/stack_doctor.md).
+STACK_DOCTOR_METRICS := fix_accuracy,rc_accuracy,avg_steps,avg_reward,evidence_precision,justification_pass_rate,bad_intervention_rate
+stack-doctor-baselines: setup
+	$(BIN)/stackgym eval stack_doctor --split eval --table --episodes 500 --metrics $(STACK_DOCTOR_METRICS)
 
 # Refresh the lock after changing dependencies in pyproject.toml.
 lock:
