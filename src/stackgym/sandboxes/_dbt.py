@@ -1,7 +1,8 @@
 """Run ``dbt run`` in each project folder given on the command line (one dbt import).
 
 Used by :mod:`stackgym.sandboxes.warehouse` in a subprocess whose environment
-turns telemetry, version checks and partial parsing off. Each folder holds a
+turns telemetry and version checks off. Partial parsing stays on: each
+recipe's project folder is reused across snapshots (see ``warehouse.py``). Each folder holds a
 dbt project and its ``profiles.yml``.
 """
 
@@ -29,7 +30,7 @@ def main(projects: list[str]) -> int:
                 "4",
                 "--no-version-check",
                 "--no-send-anonymous-usage-stats",
-                "--no-partial-parse",
+                "--partial-parse",
                 "--log-format",
                 "text",
             ]

@@ -188,20 +188,24 @@ def _classify_code_error(name: str, message: str) -> ErrorKind:
     return "runtime"
 
 
-def _run_code(workspace: Workspace, answer: Path, argv: list[str], env_extra: dict[str, str],
-              address_space_mb: int | None) -> AnswerResult:  # fmt: skip
-    spec = workspace.manifest.answer
+def _run_code(
+    workspace: Workspace,
+    argv: list[str],
+    env_extra: dict[str, str],
+    address_space_mb: int | None,
+    timeout_s: float,
+) -> AnswerResult:
     child = run_child(
         argv,
         cwd=workspace.root,
         env=minimal_env(workspace.folder, env_extra),
-        timeout_s=spec.timeout_s,
+        timeout_s=timeout_s,
         address_space_mb=address_space_mb,
     )
     output = workspace.sanitize((child.stdout + child.stderr)[-4000:])
     if child.timed_out:
         return AnswerResult(
-            error=f"the answer did not finish within {spec.timeout_s:g} s and was stopped",
+            error=f"the answer did not finish within {timeout_s:g} s and was stopped",
             error_kind="timeout",
             seconds=child.seconds,
             network_isolated=child.network_isolated,
@@ -246,7 +250,7 @@ def _run_code(workspace: Workspace, answer: Path, argv: list[str], env_extra: di
     )
 
 
-def run_typescript_answer(workspace: Workspace, answer: Path) -> AnswerResult:
+def run_typescript_answer(workspace: Workspace, answer: Path, timeout_s: float) -> AnswerResult:
     from stackgym.sandboxes.node import node_binary, tsx_loader
 
     spec = workspace.manifest.answer
@@ -264,10 +268,10 @@ def run_typescript_answer(workspace: Workspace, answer: Path) -> AnswerResult:
         spec.entry,
         str(workspace.database_path(spec.database)),
     ]
-    return _run_code(workspace, answer, argv, {"NODE_ENV": "production"}, None)
+    return _run_code(workspace, argv, {"NODE_ENV": "production"}, None, timeout_s)
 
 
-def run_python_answer(workspace: Workspace, answer: Path) -> AnswerResult:
+def run_python_answer(workspace: Workspace, answer: Path, timeout_s: float) -> AnswerResult:
     spec = workspace.manifest.answer
     assert spec.provider is not None
     argv = [
@@ -282,12 +286,17 @@ def run_python_answer(workspace: Workspace, answer: Path) -> AnswerResult:
         spec.entry,
         str(workspace.database_path(spec.database)),
     ]
-    return _run_code(workspace, answer, argv, {}, 2048)
+    return _run_code(workspace, argv, {}, 2048, timeout_s)
 
 
-def run_answer(workspace: Workspace, task: str) -> AnswerResult:
-    """Execute the answer of ``task`` in ``workspace``; never raises for the answer's faults."""
+def run_answer(workspace: Workspace, task: str, *, timeout_s: float | None = None) -> AnswerResult:
+    """Execute the answer of ``task`` in ``workspace``; never raises for the answer's faults.
+
+    ``timeout_s`` overrides the manifest's answer timeout (code answers; SQL
+    answers use the SQL sandbox's statement timeout).
+    """
     spec = workspace.manifest.answer
+    timeout = timeout_s if timeout_s is not None else spec.timeout_s
     relative = spec.path_for(task)
     answer = workspace.root / relative
     if not answer.is_file():
@@ -295,5 +304,5 @@ def run_answer(workspace: Workspace, task: str) -> AnswerResult:
     if spec.runtime == "sql":
         return run_sql_answer(workspace, answer.read_text(errors="replace"))
     if spec.runtime == "typescript":
-        return run_typescript_answer(workspace, answer)
-    return run_python_answer(workspace, answer)
+        return run_typescript_answer(workspace, answer, timeout)
+    return run_python_answer(workspace, answer, timeout)

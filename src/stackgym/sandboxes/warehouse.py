@@ -26,7 +26,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -35,7 +34,14 @@ import yaml
 from stackgym.core.errors import StackgymError
 from stackgym.data import TABLE_NAMES, Dataset, table_schemas
 from stackgym.sandboxes.codegen import mart_columns, raw_table, staging_model
-from stackgym.sandboxes.locking import built_once, file_locks, is_complete, lock_path, publish
+from stackgym.sandboxes.locking import (
+    COMPLETE,
+    built_once,
+    file_locks,
+    is_complete,
+    lock_path,
+    publish,
+)
 
 RAW_SCHEMA = "raw"
 TIMESTAMP_TEXT = "%Y-%m-%dT%H:%M:%SZ"
@@ -149,7 +155,6 @@ def dbt_environment() -> dict[str, str]:
     env.update(
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
         DBT_VERSION_CHECK="false",
-        DBT_PARTIAL_PARSE="false",
         DBT_USE_COLORS="false",
         DBT_STATIC_PARSER="true",
         DO_NOT_TRACK="1",
@@ -217,33 +222,49 @@ def warehouses_for(projects: list[Path], dataset: Dataset, cache: Path) -> dict[
     pending = {r: f for r, f in folders.items() if not is_complete(f)}
     if pending:
         raw = raw_warehouse_for(dataset, cache)
-        with file_locks(lock_path(f) for f in pending.values()):
+        locks = [lock_path(f) for f in pending.values()]
+        locks += [lock_path(_recipe_dir(cache, r)) for r in pending]
+        with file_locks(locks):
             todo = {r: f for r, f in pending.items() if not is_complete(f)}
             if todo:
-                _build_recipes(todo, recipes, raw)
-    return {project: folders[recipes[project]] / "warehouse.duckdb" for project in projects}
+                _build_recipes(todo, recipes, raw, cache)
+    return {project: folders[recipe] / "warehouse.duckdb" for project, recipe in recipes.items()}
 
 
-def _build_recipes(todo: dict[str, Path], recipes: dict[Path, str], raw: Path) -> None:
+def _recipe_dir(cache: Path, recipe: str) -> Path:
+    """Where a recipe's dbt project lives between builds (so dbt can parse it partially)."""
+    return cache / "dbt-projects" / recipe[:16]
+
+
+def _build_recipes(todo: dict[str, Path], recipes: dict[Path, str], raw: Path, cache: Path) -> None:
+    """Run dbt for each recipe in ``todo`` (caller holds the locks) and publish the results.
+
+    Each recipe's project is staged once into a fixed folder of the cache and
+    reused for every snapshot: the database path in its profile never
+    changes, so dbt's partial parsing skips re-parsing the project (about
+    three times faster than a full parse).
+    """
     project_of = {r: p for p, r in recipes.items()}
-    with tempfile.TemporaryDirectory(prefix="stackgym-dbt-") as tmp:
-        works = {}
-        for recipe in todo:
-            work = Path(tmp) / recipe[:16]
-            work.mkdir()
-            database = work / "warehouse.duckdb"
-            shutil.copyfile(raw, database)
+    works = {}
+    for recipe in todo:
+        work = _recipe_dir(cache, recipe)
+        database = work / "warehouse.duckdb"
+        if not is_complete(work):
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
             _stage_project(project_of[recipe], work / "project", database)
-            works[recipe] = work
-        _run_dbt([w / "project" for w in works.values()])
-        for recipe, folder in todo.items():
-            database = works[recipe] / "warehouse.duckdb"
-            _check_warehouse(database)
+            (work / COMPLETE).write_text("staged\n")
+        shutil.copyfile(raw, database)
+        works[recipe] = work
+    _run_dbt([w / "project" for w in works.values()])
+    for recipe, folder in todo.items():
+        database = works[recipe] / "warehouse.duckdb"
+        _check_warehouse(database)
 
-            def place(staging: Path, source: Path = database) -> None:
-                shutil.move(source, staging / "warehouse.duckdb")
+        def place(staging: Path, source: Path = database) -> None:
+            shutil.move(source, staging / "warehouse.duckdb")
 
-            publish(folder, place)
+        publish(folder, place)
 
 
 def describe_build(database: Path) -> dict[str, object]:
