@@ -141,11 +141,15 @@ def test_checkouts_are_isolated_from_the_cache_and_from_each_other():
     one, two = checkout("warehouse-dbt"), checkout("warehouse-dbt")
     try:
         (one.root / "models" / "schema.yml").write_text("changed")
-        con = duckdb.connect(str(one.root / "warehouse.duckdb"))
+        assert not (one.root / "warehouse.duckdb").exists()  # databases are copied on first use
+        con = duckdb.connect(str(one.database_path("warehouse")))
         con.execute("CREATE TABLE raw.scratch AS SELECT 1 AS x")
         con.close()
         assert (two.root / "models" / "schema.yml").read_text() != "changed"
-        assert "x" not in _columns(two.root / "warehouse.duckdb", "raw.scratch")
+        assert "x" not in _columns(two.database_path("warehouse"), "raw.scratch")
+        assert os.stat(two.database_path("warehouse")).st_ino != os.stat(
+            build.tree / "warehouse.duckdb"
+        ).st_ino
         assert _tree_digest(build.tree) == before
     finally:
         one.close()

@@ -68,7 +68,7 @@ def test_reading_reports_the_layer_of_the_file(workspace):
 def test_databases_are_listed_but_cannot_be_read_or_overwritten(workspace):
     listing, _ = workspace.list_files(".")
     assert "app.db  (sqlite database)" in listing
-    before = (workspace.root / "app.db").read_bytes()[:100]
+    before = workspace.database_path("app").read_bytes()[:100]
     with pytest.raises(ToolError, match="database file, not text"):
         workspace.read_file("app.db")
     with pytest.raises(ToolError, match="cannot be overwritten"):

@@ -303,6 +303,7 @@ def run_answer(workspace: Workspace, task: str, *, timeout_s: float | None = Non
         return AnswerResult(error=f"no answer: {relative} was not written", error_kind="no_answer")
     if spec.runtime == "sql":
         return run_sql_answer(workspace, answer.read_text(errors="replace"))
+    workspace.materialize()  # code may open any database of the sandbox by its path
     if spec.runtime == "typescript":
         return run_typescript_answer(workspace, answer, timeout)
     return run_python_answer(workspace, answer, timeout)

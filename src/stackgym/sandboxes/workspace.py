@@ -10,10 +10,12 @@ the file it touched. Databases open through :class:`SqlSandbox`, read-only.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +67,22 @@ class Workspace:
     def create(
         cls, build: SandboxBuild, workdir: str | os.PathLike[str] | None = None
     ) -> Workspace:
-        """Copy ``build``'s tree into a new folder (under ``workdir`` or the temp dir)."""
+        """Copy ``build``'s tree into a new folder (under ``workdir`` or the temp dir).
+
+        Text files are copied now; each database is copied on first use
+        (:meth:`database_path`), so a reset costs milliseconds even where a
+        sandbox ships two databases. Either way the copy is the episode's own.
+        """
         folder = Path(tempfile.mkdtemp(prefix=f"stackgym-{build.sandbox.id}-", dir=workdir))
-        shutil.copytree(build.tree, folder / "root", copy_function=shutil.copyfile)
+        databases = {db.path for db in build.manifest.databases.values()}
+
+        def skip_databases(directory: str, names: list[str]) -> set[str]:
+            base = Path(directory).relative_to(build.tree)
+            return {n for n in names if (base / n).as_posix() in databases}
+
+        shutil.copytree(
+            build.tree, folder / "root", copy_function=shutil.copyfile, ignore=skip_databases
+        )
         if build.manifest.answer.runtime == "typescript":
             # Node resolves packages by walking up from the answer file; the
             # link sits above the root, where no file tool can reach it.
@@ -118,10 +133,6 @@ class Workspace:
         """The text of a file (cut at :data:`MAX_READ_CHARS`)."""
         target = self.resolve(path)
         relative = self.relative(target)
-        if target.is_dir():
-            raise ToolError(f"{relative} is a folder", "list it with list_files")
-        if not target.is_file():
-            raise ToolError(f"no file {relative!r}", "use list_files to see the files")
         database = self.is_database(relative)
         if database is not None:
             spec = self.manifest.databases[database]
@@ -129,6 +140,10 @@ class Workspace:
                 f"{relative} is a {spec.engine} database file, not text",
                 "query it with run_sql where that tool is enabled; read the schema files instead",
             )
+        if target.is_dir():
+            raise ToolError(f"{relative} is a folder", "list it with list_files")
+        if not target.is_file():
+            raise ToolError(f"no file {relative!r}", "use list_files to see the files")
         data = target.read_bytes()
         if b"\x00" in data[:8192]:
             raise ToolError(f"{relative} is a binary file, not text")
@@ -169,11 +184,16 @@ class Workspace:
             return [relative], Access("list", relative, self.layer_of(relative))
         if not target.is_dir():
             raise ToolError(f"no folder {relative!r}", "use list_files('.') to see the tree")
+        names = {
+            self.relative(item)
+            for item in target.rglob("*")
+            if item.is_file() and not item.is_symlink()
+        }
+        prefix = "" if relative == "." else relative + "/"
+        # databases not copied yet (see create) are listed all the same
+        names |= {d.path for d in self.manifest.databases.values() if d.path.startswith(prefix)}
         entries = []
-        for item in sorted(target.rglob("*")):
-            if item.is_symlink() or not item.is_file():
-                continue
-            name = self.relative(item)
+        for name in sorted(names):
             database = self.is_database(name)
             if database is not None:
                 spec = self.manifest.databases[database]
@@ -188,10 +208,21 @@ class Workspace:
     # -- databases ------------------------------------------------------------
 
     def database_path(self, name: str) -> Path:
+        """This episode's copy of database ``name`` (copied from the build on first use)."""
         if name not in self.manifest.databases:
             known = ", ".join(self.manifest.databases) or "none"
             raise ToolError(f"this sandbox has no database {name!r}", f"databases: {known}")
-        return self.root / self.manifest.databases[name].path
+        relative = self.manifest.databases[name].path
+        path = self.root / relative
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.build.tree / relative, path)
+        return path
+
+    def materialize(self) -> None:
+        """Copy every database now (before running code that may open them itself)."""
+        for name in self.manifest.databases:
+            self.database_path(name)
 
     def sql(self, name: str, *, timeout_s: float = 10.0, max_rows: int = 1_000) -> SqlSandbox:
         """A read-only :class:`SqlSandbox` on database ``name`` (opened once)."""
@@ -212,9 +243,36 @@ class Workspace:
             )
         return self._sql[name]
 
-    def close(self) -> None:
-        """Close database handles and delete the copy."""
-        self._finalizer()
+    def close(self, *, wait: bool = True) -> None:
+        """Close database handles and delete the copy.
+
+        With ``wait=False`` the folder is deleted by a background thread (a
+        reset need not wait for the previous episode's files to go; on some
+        filesystems removing folders costs milliseconds each). Pending
+        deletions finish before the interpreter exits.
+        """
+        if wait or not self._finalizer.alive:
+            self._finalizer()
+            return
+        detached = self._finalizer.detach()
+        if detached is None:
+            return
+        _obj, _function, (folder, handles), _kwargs = detached
+        _remove(None, handles)
+        if folder is not None:
+            reaper = threading.Thread(target=shutil.rmtree, args=(folder, True), daemon=True)
+            reaper.start()
+            _REAPERS.append(reaper)
+            _REAPERS[:] = [t for t in _REAPERS if t.is_alive()]
+
+
+_REAPERS: list[threading.Thread] = []
+
+
+@atexit.register
+def _finish_reaping() -> None:
+    for reaper in list(_REAPERS):
+        reaper.join(timeout=30)
 
 
 def _remove(folder: Path | None, handles: dict[str, SqlSandbox]) -> None:

@@ -216,7 +216,7 @@ class MetricsEnv(Env):
         self.build = self.sandbox.build(self._spec())
         self._snapshot = self.build.info.snapshot
         if self.workspace is not None:
-            self.workspace.close()
+            self.workspace.close(wait=False)
         self.workspace = self.build.checkout()
         manifest = self.sandbox.manifest
         self._turn = 0
