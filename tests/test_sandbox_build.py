@@ -147,9 +147,10 @@ def test_checkouts_are_isolated_from_the_cache_and_from_each_other():
         con.close()
         assert (two.root / "models" / "schema.yml").read_text() != "changed"
         assert "x" not in _columns(two.database_path("warehouse"), "raw.scratch")
-        assert os.stat(two.database_path("warehouse")).st_ino != os.stat(
-            build.tree / "warehouse.duckdb"
-        ).st_ino
+        assert (
+            os.stat(two.database_path("warehouse")).st_ino
+            != os.stat(build.tree / "warehouse.duckdb").st_ino
+        )
         assert _tree_digest(build.tree) == before
     finally:
         one.close()
