@@ -41,3 +41,23 @@ def prebuilt(name: str) -> DatasetSpec:
     spec = SNAPSHOTS[name]
     build_sandboxes([get_sandbox(s) for s in sandbox_ids()], spec)
     return spec
+
+
+def write_mock_api(dataset, out) -> None:
+    """A ``build: custom`` database builder: the paid invoices as a mock billing API's store."""
+    import sqlite3
+
+    invoices = dataset.table("invoices")
+    db = sqlite3.connect(out)
+    db.execute("CREATE TABLE invoices (id TEXT PRIMARY KEY, amount_paid INTEGER, status TEXT)")
+    db.executemany(
+        "INSERT INTO invoices VALUES (?, ?, ?)",
+        zip(
+            invoices["id"].to_pylist(),
+            invoices["amount_paid"].to_pylist(),
+            invoices["status"].to_pylist(),
+            strict=True,
+        ),
+    )
+    db.commit()
+    db.close()

@@ -13,7 +13,7 @@ import yaml
 
 from sandbox_helpers import DEFAULT, checkout
 from stackgym.core.errors import ConfigError, UnknownNameError
-from stackgym.data import TABLE_NAMES, table_schemas
+from stackgym.data import TABLE_NAMES, dataset_for, table_schemas
 from stackgym.sandboxes import LAYERS, BuildError, Catalog, get_sandbox, sandbox_ids
 from stackgym.sandboxes.catalog import BUILTIN_CATALOG
 
@@ -203,3 +203,25 @@ def test_every_sandbox_has_an_oracle_and_a_heuristic_naive_answer_per_task():
             assert sandbox.oracle_file(task).is_file()
             naive = sandbox.naive_answers(task)
             assert any(entry.heuristic for entry, _ in naive), (sandbox_id, task)
+
+
+def test_custom_database_builders_plug_into_a_sandbox(private_catalog):
+    manifest = private_catalog / "app-python" / "sandbox.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    data["databases"]["billing"] = {
+        "engine": "sqlite",
+        "build": "custom",
+        "builder": "sandbox_helpers:write_mock_api",
+        "path": "mock-api/billing.db",
+        "layer": "mock_api",
+    }
+    manifest.write_text(yaml.safe_dump(data))
+    sandbox = Catalog([private_catalog, BUILTIN_CATALOG]).get("app-python")
+    build = sandbox.build(DEFAULT)
+    assert build.files["mock-api/billing.db"] == "mock_api"
+    workspace = build.checkout()
+    try:
+        rows = workspace.sql("billing").query("select count(*) from invoices").rows
+        assert rows == [(dataset_for(DEFAULT).table("invoices").num_rows,)]
+    finally:
+        workspace.close()

@@ -12,23 +12,25 @@ on its own copy (:meth:`SandboxBuild.checkout`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from stackgym.data import DatasetSpec, cache_root, dataset_for
+from stackgym.core.registry import load_object
+from stackgym.data import Dataset, DatasetSpec, cache_root, dataset_for
 from stackgym.sandboxes import codegen
 from stackgym.sandboxes.appdb import app_db_for
 from stackgym.sandboxes.catalog import Sandbox
-from stackgym.sandboxes.locking import file_locks, is_complete, lock_path, publish
-from stackgym.sandboxes.manifest import SandboxManifest
+from stackgym.sandboxes.locking import built_once, file_locks, is_complete, lock_path, publish
+from stackgym.sandboxes.manifest import DatabaseSpec, SandboxManifest
 from stackgym.sandboxes.warehouse import BuildError, warehouses_for
 from stackgym.version import __version__
 
@@ -139,6 +141,21 @@ def assemble(sandbox: Sandbox, tree: Path) -> None:
             _write(tree / options.to, render(options))
 
 
+def _custom_database(sandbox: Sandbox, spec: DatabaseSpec, dataset: Dataset, cache: Path) -> Path:
+    """A ``build: custom`` database, built once per (snapshot, sandbox content, builder)."""
+    assert spec.builder is not None
+    key = hashlib.sha256(f"{spec.builder}\n{sandbox.content_hash}".encode()).hexdigest()[:16]
+    folder = cache / "custom" / f"{dataset.snapshot[:16]}-{key}"
+    name = PurePosixPath(spec.path).name
+    try:
+        function = load_object(spec.builder)
+    except (ImportError, ValueError) as exc:
+        raise BuildError(
+            f"sandbox {sandbox.id!r}: cannot load builder {spec.builder!r}: {exc}"
+        ) from None
+    return built_once(folder, name, lambda staging: function(dataset, staging / name))
+
+
 def _link(source: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -242,9 +259,13 @@ def build_sandboxes(sandboxes: Iterable[Sandbox], spec: DatasetSpec) -> list[San
                 tree = trees[sandbox.id]
                 databases: dict[str, Path] = {}
                 for name, db in sandbox.manifest.databases.items():
-                    artifact = warehouses[tree / db.project] if db.build == "dbt" else app_db
-                    assert artifact is not None
-                    databases[name] = artifact
+                    if db.build == "dbt":
+                        databases[name] = warehouses[tree / db.project]
+                    elif db.build == "app_sqlite":
+                        assert app_db is not None
+                        databases[name] = app_db
+                    else:
+                        databases[name] = _custom_database(sandbox, db, dataset, cache)
                 folder = _folder(sandbox, dataset.snapshot)
                 with file_locks([lock_path(folder)]):
                     if not is_complete(folder):

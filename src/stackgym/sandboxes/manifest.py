@@ -93,22 +93,30 @@ class DatabaseSpec(BaseModel):
 
     ``build: dbt`` loads the raw tables into a DuckDB file and runs the dbt
     project at ``project`` on it; ``build: app_sqlite`` writes the unified
-    app + Stripe SQLite database. ``schemas`` tags each DuckDB schema with a
-    layer (queries are attributed to the layers of the objects they read).
+    app + Stripe SQLite database; ``build: custom`` calls ``builder``
+    (``"package.module:function"``) as ``function(dataset, out_path)``, for
+    databases other environments need (a mock API's store, a bugged copy).
+    ``schemas`` tags each DuckDB schema with a layer (queries are attributed
+    to the layers of the objects they read).
     """
 
     model_config = _Strict
 
     engine: Literal["duckdb", "sqlite"]
     path: RelPath
-    build: Literal["dbt", "app_sqlite"]
+    build: Literal["dbt", "app_sqlite", "custom"]
     layer: Layer
     project: str = "."
+    builder: str | None = None
     schemas: dict[str, Layer] = Field(default_factory=dict)
     description: str = ""
 
     @model_validator(mode="after")
     def _engine_matches_build(self) -> DatabaseSpec:
+        if self.build == "custom":
+            if not self.builder or ":" not in self.builder:
+                raise ValueError("build 'custom' needs builder: 'package.module:function'")
+            return self
         expected = {"dbt": "duckdb", "app_sqlite": "sqlite"}[self.build]
         if self.engine != expected:
             raise ValueError(f"build {self.build!r} makes a {expected} database, not {self.engine}")
