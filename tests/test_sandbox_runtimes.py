@@ -205,3 +205,12 @@ def test_a_missing_answer_is_reported_as_such(python_app):
     result = run_answer(python_app, "org_churn_rate")
     assert result.error_kind == "no_answer"
     assert "metrics/org_churn_rate.py was not written" in result.error
+
+
+def test_python_answers_cannot_import_this_projects_packages(python_app):
+    # the ground truth's reference implementation must stay out of an answer's reach
+    write_answer(
+        python_app, TASK, "import stackgym\n\n\ndef compute_metric(data):\n    return 1.0\n"
+    )
+    result = run_answer(python_app, TASK)
+    assert result.error == "ModuleNotFoundError: No module named 'stackgym'"

@@ -4,7 +4,8 @@ Every TypeScript or Python answer runs in a child process that
 
 * gets a **timeout** (the whole process group is killed with ``SIGKILL``),
 * sees a **minimal environment** (no API keys, no proxies, ``HOME`` inside
-  the episode folder),
+  the episode folder, ``PATH`` of system folders only; Python answers run
+  with ``-I -S``: the standard library, not this project's packages),
 * has **no network**: it runs in fresh user and network namespaces
   (``unshare --user --map-root-user --net``), where only a loopback device
   that is down exists, so even ``127.0.0.1`` is unreachable. Where
@@ -32,6 +33,7 @@ from functools import cache
 from pathlib import Path
 
 UNSHARE = ("unshare", "--user", "--map-root-user", "--net", "--")
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @cache
@@ -68,7 +70,8 @@ def _limits(cpu_s: int, address_space_mb: int | None, file_mb: int) -> None:
 def minimal_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of an answer process: PATH, a private HOME, UTF-8, UTC."""
     env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        # the system's directories only: not the project's virtualenv or tools
+        "PATH": SAFE_PATH,
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "TZ": "UTC",

@@ -276,7 +276,8 @@ def run_python_answer(workspace: Workspace, answer: Path, timeout_s: float) -> A
     assert spec.provider is not None
     argv = [
         sys.executable,
-        "-I",
+        "-I",  # no PYTHON* variables, no user site
+        "-S",  # no site-packages: the standard library only, not this project's packages
         "-B",
         str(RUNTIME_DIR / "run_answer.py"),
         str(workspace.root),
