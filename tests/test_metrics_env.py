@@ -313,6 +313,9 @@ def test_bad_options_are_refused_with_a_hint(make):
         stackgym.make("metrics", tools="bash")
     with pytest.raises(ConfigError, match="max_turns"):
         stackgym.make("metrics", max_turns=0)
+    with pytest.raises(ConfigError) as seed:
+        stackgym.make("metrics", seed=3)
+    assert "data_seed" in seed.value.hint
     env = make(sandbox="warehouse-dbt")
     with pytest.raises(ConfigError, match="cannot change per episode"):
         env.reset(seed=0, options={"max_turns": 3})

@@ -63,6 +63,12 @@ _TEMPLATE = re.compile(r"\{(\w+)\}")
 
 
 def _config(options: dict[str, Any]) -> MetricsConfig:
+    if "seed" in options:
+        raise ConfigError(
+            "metrics has no `seed` option",
+            "the data snapshot's seed is `data_seed`; the episode seed goes to reset(seed=...) "
+            "(or --seed on the command line)",
+        )
     try:
         config = MetricsConfig.model_validate(options)
     except ValidationError as exc:
