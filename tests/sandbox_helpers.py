@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 
 from stackgym.data import DatasetSpec, dataset_for, metric_tasks
 from stackgym.sandboxes import build_sandboxes, get_sandbox, sandbox_ids
@@ -61,3 +62,16 @@ def write_mock_api(dataset, out) -> None:
     )
     db.commit()
     db.close()
+
+
+def prebuild_all() -> None:
+    """Build every snapshot, starting with a different one on each xdist worker.
+
+    Workers then run dbt for different snapshots at the same time instead of
+    one waiting on the other's locks.
+    """
+    names = list(SNAPSHOTS)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    shift = int(worker[2:]) if worker[2:].isdigit() else 0
+    for name in names[shift % len(names) :] + names[: shift % len(names)]:
+        prebuilt(name)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import stackgym
-from sandbox_helpers import DEFAULT, LAG, MAPPING, expected, prebuilt
+from sandbox_helpers import DEFAULT, LAG, MAPPING, expected, prebuild_all
 from stackgym.core import UnknownNameError, check_env, make_agent, run_episode
 from stackgym.core.errors import ConfigError
 from stackgym.data import DatasetSpec, metric_tasks
@@ -38,9 +38,7 @@ REQUIRED_METRICS = {
 @pytest.fixture(scope="module", autouse=True)
 def built():
     """Every sandbox of the snapshots these tests use, built once (one dbt run each)."""
-    prebuilt("seed0")
-    prebuilt("seed1-stripe-lag")
-    prebuilt("seed2-missing-mapping")
+    prebuild_all()
 
 
 def oracle_text(sandbox: str, task: str) -> str:
