@@ -265,15 +265,3 @@ def _build_recipes(todo: dict[str, Path], recipes: dict[Path, str], raw: Path, c
             shutil.move(source, staging / "warehouse.duckdb")
 
         publish(folder, place)
-
-
-def describe_build(database: Path) -> dict[str, object]:
-    """Schemas and object counts of a warehouse (for build.json)."""
-    con = duckdb.connect(str(database), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT table_schema, count(*) FROM information_schema.tables GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    finally:
-        con.close()
-    return {"objects": {schema: count for schema, count in rows}}

@@ -158,7 +158,6 @@ class MetricsEnv(Env):
         self._lint_window_used = False
         self._finished: tuple[bool, bool] | None = None  # (terminated, truncated)
         self._tally = Tally.start(())
-        self._last_network: bool | None = None
 
     # -- protocol pieces ------------------------------------------------------
 
@@ -231,7 +230,6 @@ class MetricsEnv(Env):
         self._lint_window_used = False
         self._finished = None
         self._tally = Tally.start(manifest.context_files)
-        self._last_network = None
         task = metric_tasks()[self.episode.task]
         values = {
             "task": self.episode.task,
@@ -430,7 +428,6 @@ class MetricsEnv(Env):
         assert self.workspace is not None and self.sandbox is not None
         task = metric_tasks()[self.episode.task]
         answer = self._run_answer()
-        self._last_network = answer.network_isolated
         result = grade(
             answer,
             task,
