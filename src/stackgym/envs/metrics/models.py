@@ -13,7 +13,6 @@ from stackgym.core.models import Action, Observation
 TASKS: tuple[str, ...] = ("active_user_arpu", "org_churn_rate", "avg_org_ltv")
 DRIFTS: tuple[str, ...] = ("none", "stripe-lag", "missing-mapping")
 LINT_POLICIES: tuple[str, ...] = ("none", "lint")
-EXTRA_TOOLS: tuple[str, ...] = ("run_sql", "lint")
 DEFAULT_SANDBOX = "warehouse-dbt-fair"
 #: Turns the ``lint`` policy's fix window grants after a ``done`` that fails lint.
 FIX_WINDOW_TURNS = 3
