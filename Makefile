@@ -1,5 +1,6 @@
 # Two commands a new user needs: `make demo` (the main job) and `make test`.
-# Both set up .venv (and later npm packages) on their own, idempotently.
+# Both set up .venv and the npm packages of the TypeScript sandboxes on their
+# own, idempotently.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -10,9 +11,13 @@ STAMP := $(VENV)/.stamp-$(shell cat pyproject.toml constraints.txt 2>/dev/null |
 PYTEST_WORKERS ?= 2
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test lint format bench clean lock stack-doctor-baselines
+.PHONY: setup setup-node demo test lint format bench clean lock stack-doctor-baselines
 
-setup: $(STAMP)
+setup: $(STAMP) setup-node
+
+# Cheap when nothing changed: the script only checks the lockfile's hash.
+setup-node:
+	@scripts/setup-node.sh
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
