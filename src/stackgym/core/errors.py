@@ -25,7 +25,7 @@ class UnknownNameError(StackgymError, KeyError):
 
     def __init__(self, kind: str, name: str, known: list[str] | tuple[str, ...]) -> None:
         choices = ", ".join(sorted(known)) or "(none registered)"
-        super().__init__(f"unknown {kind} {name!r}", f"known {kind}s: {choices}")
+        super().__init__(f"unknown {kind} {name!r}", f"choose one of: {choices}")
         self.kind = kind
         self.name = name
         self.known = sorted(known)
