@@ -8,9 +8,7 @@
 command line. See ``docs/analysis.md``.
 """
 
-from stackgym.analysis.compare import compare
 from stackgym.analysis.gate import Comparators, evaluate_gate, load_comparators
-from stackgym.analysis.load import load
 from stackgym.analysis.report import build_report, read_summary, write_report
 from stackgym.analysis.summary import ReportSummary, SectionSummary
 from stackgym.analysis.taxonomy import Taxonomy, load_taxonomy
@@ -21,9 +19,7 @@ __all__ = [
     "SectionSummary",
     "Taxonomy",
     "build_report",
-    "compare",
     "evaluate_gate",
-    "load",
     "load_comparators",
     "load_taxonomy",
     "read_summary",

@@ -185,6 +185,25 @@ def leave_one_repeat_out(
     return results, stable
 
 
+def describe_leave_one_out(results: list[LeaveOneOut], listed: int = 10) -> str:
+    """The leave-one-out differences in words: each one, or their range when there are many."""
+
+    def signed(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:+.1f}"
+
+    if len(results) <= listed:
+        return ", ".join(f"{signed(r.difference)} without repeat {r.repeat}" for r in results)
+    known = [r for r in results if r.difference is not None]
+    if not known:
+        return f"{len(results)} repeats, no difference computable"
+    low = min(known, key=lambda r: (r.difference, r.repeat))
+    high = max(known, key=lambda r: (r.difference, -r.repeat))
+    return (
+        f"{len(results)} repeats left out one at a time: from {signed(low.difference)} "
+        f"(without repeat {low.repeat}) to {signed(high.difference)} (without repeat {high.repeat})"
+    )
+
+
 def _difference(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) == 0 or len(b) == 0:
         return None

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stackgym.analysis.aggregate import RunTable
-from stackgym.analysis.compare import compare
+from stackgym.analysis.compare import compare, describe_leave_one_out
 from stackgym.analysis.summary import Comparison, Criterion, GateResult, SurfaceSummary
 from stackgym.core.errors import ConfigError
 from stackgym.harness.spec import Gate
@@ -211,10 +211,7 @@ def _stable(gate: Gate, comparison: Comparison | None, missing: list[str]) -> Cr
             id="stable_across_runs", title=title, passed=False, reason=_no_runs(missing)
         )
     difference = comparison.pooled.difference
-    shown = ", ".join(
-        f"without repeat {r.repeat}: " + ("n/a" if r.difference is None else f"{r.difference:+.1f}")
-        for r in comparison.leave_one_repeat_out
-    )
+    shown = describe_leave_one_out(comparison.leave_one_repeat_out)
     if comparison.sign_stable is None:
         reason = (
             f"only {len(comparison.leave_one_repeat_out)} repeat(s): stability needs two or more "
@@ -222,9 +219,8 @@ def _stable(gate: Gate, comparison: Comparison | None, missing: list[str]) -> Cr
         )
         return Criterion(id="stable_across_runs", title=title, passed=False, reason=reason)
     if difference is None or difference <= 0:
-        reason = (
-            f"no ORM advantage to hold ({gate.orm} − {gate.dbt_fair} = {difference:+.1f} points)"
-        )
+        shown_difference = "n/a" if difference is None else f"{difference:+.1f}"
+        reason = f"no ORM advantage to hold ({gate.orm} − {gate.dbt_fair} = {shown_difference})"
         return Criterion(id="stable_across_runs", title=title, passed=False, reason=reason)
     if comparison.sign_stable:
         reason = f"the advantage stays positive with each repeat left out ({shown})"
@@ -234,7 +230,10 @@ def _stable(gate: Gate, comparison: Comparison | None, missing: list[str]) -> Cr
         for r in comparison.leave_one_repeat_out
         if r.difference is None or r.difference <= 0
     ]
-    reason = f"the sign does not hold without repeat(s) {', '.join(flipped)} ({shown})"
+    named = ", ".join(flipped[:10]) + (
+        f" and {len(flipped) - 10} more" if len(flipped) > 10 else ""
+    )
+    reason = f"the sign does not hold without repeat(s) {named} ({shown})"
     return Criterion(id="stable_across_runs", title=title, passed=False, reason=reason)
 
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from stackgym.analysis.compare import describe_leave_one_out
 from stackgym.analysis.summary import (
     Comparison,
     GroupRow,
@@ -279,10 +280,7 @@ def _comparison(comparison: Comparison) -> list[str]:
     lines += [text, ""]
     lines += [f"Power: {comparison.power.text}.", ""]
     if comparison.leave_one_repeat_out:
-        shown = ", ".join(
-            f"{signed(r.difference)} without repeat {r.repeat}"
-            for r in comparison.leave_one_repeat_out
-        )
+        shown = describe_leave_one_out(comparison.leave_one_repeat_out)
         verdict = {
             True: "the sign of the difference held each time",
             False: "the sign of the difference did not hold",
