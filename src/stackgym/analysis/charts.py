@@ -44,6 +44,11 @@ def _label(text: str) -> str:
     return text if len(text) <= LABEL_CHARS else "…" + text[-(LABEL_CHARS - 1) :]
 
 
+def _spread(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Error bar lengths below and above each value (never negative)."""
+    return np.clip(np.vstack([values - low, high - values]), 0.0, None)
+
+
 def _figure(width: float, height: float):  # -> Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -135,7 +140,7 @@ def _conditions(summary: SectionSummary, table: RunTable, path: Path) -> bool:
     positions = np.arange(len(rows))
     axes.bar(positions, rates, color="#4c72b0", width=0.6)
     axes.errorbar(
-        positions, rates, yerr=[rates - low, high - rates], fmt="none", ecolor="black", capsize=5
+        positions, rates, yerr=_spread(rates, low, high), fmt="none", ecolor="black", capsize=5
     )
     for x, row in zip(positions, rows, strict=True):
         axes.text(
@@ -172,17 +177,19 @@ def _model_outcomes(summary: SectionSummary, table: RunTable, path: Path) -> boo
     def shares(mask: np.ndarray) -> np.ndarray:
         return np.bincount(flat[mask], minlength=int(np.prod(size))).reshape(size) * share
 
+    labels = {c.id: c.label for c in summary.taxonomy.categories}
     segments: list[tuple[str, str, np.ndarray]] = [("passed", PASSED_COLOUR, shares(table.passed))]
+    # Colours follow the rules file's category order, so a category keeps its colour.
     failures = [c for c in table.categories if c != "infra_error"]
     for number, category in enumerate(failures):
         mask = table.category == table.categories.index(category)
         if mask.any():
-            label = category.replace("_", " ")
-            segments.append((label, FAILURE_COLOURS[number % len(FAILURE_COLOURS)], shares(mask)))
+            colour = FAILURE_COLOURS[number % len(FAILURE_COLOURS)]
+            segments.append((labels.get(category, category), colour, shares(mask)))
     if "infra_error" in table.categories:
         infra = table.category == table.categories.index("infra_error")
         if infra.any():
-            segments.append(("infra error", INFRA_COLOUR, shares(infra)))
+            segments.append((labels.get("infra_error", "infra error"), INFRA_COLOUR, shares(infra)))
     unjudged = table.completed & ~table.judged
     if unjudged.any():
         segments.append(("not judged", "#ffffff", shares(unjudged)))
@@ -255,7 +262,7 @@ def _cost_curve(summary: SectionSummary, table: RunTable, path: Path) -> bool:
         low = np.array([p[1].pass_rate.low for p in mine], dtype=float)
         high = np.array([p[1].pass_rate.high for p in mine], dtype=float)
         axes.errorbar(
-            x, y, yerr=[y - low, high - y], fmt="o", color=palette(number % 10),
+            x, y, yerr=_spread(y, low, high), fmt="o", color=palette(number % 10),
             capsize=3, label=_label(condition), alpha=0.85,
         )  # fmt: skip
         if len(mine) <= 30:

@@ -80,7 +80,7 @@ def _pct(value: float | None) -> str:
 def _p(value: float | None) -> str:
     if value is None:
         return "n/a"
-    return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
+    return f"{value:.3f}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def _judged(table: RunTable, condition: str) -> int:

@@ -44,7 +44,7 @@ def signed(value: float | None) -> str:
 def p_value(value: float | None) -> str:
     if value is None:
         return DASH
-    return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
+    return f"{value:.3f}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def number(value: float | None, digits: int = 1) -> str:

@@ -38,7 +38,9 @@ def wilson(passed: int, judged: int, confidence: float = CONFIDENCE) -> tuple[fl
     from statsmodels.stats.proportion import proportion_confint
 
     low, high = proportion_confint(passed, judged, alpha=1 - confidence, method="wilson")
-    return float(low), float(high)
+    # At 0/n and n/n rounding can put a limit a hair on the wrong side of the rate.
+    rate = passed / judged
+    return min(float(low), rate), max(float(high), rate)
 
 
 def wilson_many(
@@ -49,6 +51,8 @@ def wilson_many(
 
     judged_safe = np.where(judged > 0, judged, 1)
     low, high = proportion_confint(passed, judged_safe, alpha=1 - confidence, method="wilson")
+    rate = passed / judged_safe
+    low, high = np.minimum(low, rate), np.maximum(high, rate)
     empty = judged <= 0
     low = np.where(empty, np.nan, low)
     high = np.where(empty, np.nan, high)
