@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import os
 import random
 import resource
@@ -158,6 +159,15 @@ def make_folder(folder: Path, runs_wanted: int) -> int:
     return planned
 
 
+CLI = (
+    "import resource, sys\n"
+    "from stackgym.cli import main\n"
+    "sys.argv = ['stackgym', *sys.argv[1:]]\n"
+    "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -176,36 +186,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_020)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate:
+        make_folder(args.generate, args.runs)
+        return
     root = Path(tempfile.mkdtemp(prefix="bench-analysis-"))
     try:
         folder = root / "experiment"
         started = time.perf_counter()
-        runs = make_folder(folder, args.runs)
+        # In a child, so this process stays small: a forked child's peak RSS
+        # starts at its parent's.
+        subprocess.run(
+            [sys.executable, __file__, "--generate", str(folder), "--runs", str(args.runs)],
+            check=True,
+        )
+        runs = (folder / "results.jsonl").read_bytes().count(b"\n")
         size = (folder / "results.jsonl").stat().st_size
         print(
             f"wrote {runs:,} run records ({size / 2**20:.0f} MiB results.jsonl) "
             f"in {time.perf_counter() - started:.1f} s"
         )
-        walls, cpus = [], []
+        walls, cpus, peaks = [], [], []
         for attempt in range(args.repeat):
             out = root / f"report-{attempt}"
             before = _children_cpu()
             started = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "stackgym", "report", str(folder), "--out", str(out)],
+            # The CLI's own entry point, printing its peak RSS on stderr.
+            done = subprocess.run(
+                [sys.executable, "-c", CLI, "report", str(folder), "--out", str(out)],
                 check=True,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             walls.append(time.perf_counter() - started)
             cpus.append(_children_cpu() - before)
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            peaks.append(int(done.stderr.strip().splitlines()[-1]))
         load = os.getloadavg()[0]
         print(
             f"stackgym report, {runs:,} runs, charts included (target <= 10 s): wall best "
             f"{min(walls):.2f} s, median {sorted(walls)[len(walls) // 2]:.2f} s; CPU (user+sys) "
             f"best {min(cpus):.2f} s of {len(walls)} runs; load average {load:.1f} on "
-            f"{os.cpu_count()} cores; peak RSS {usage.ru_maxrss / 1024:.0f} MiB"
+            f"{os.cpu_count()} cores; peak RSS {max(peaks) / 1024:.0f} MiB"
         )
         same = len({digest(root / f"report-{i}") for i in range(args.repeat)}) == 1
         print(f"reports byte-identical across {args.repeat} runs: {same}")
@@ -215,34 +238,46 @@ def main() -> None:
 
 
 def stages(folder: Path, out: Path) -> None:
-    """Where the time goes, in this process (imports done first)."""
-    import stackgym.analysis.charts  # noqa: F401
+    """Where the CPU time goes, in this process (imports timed first)."""
+    started = time.process_time()
+    for module in (
+        "matplotlib.backends.backend_agg",
+        "scipy.stats",
+        "statsmodels.stats.contingency_tables",
+        "statsmodels.stats.power",
+        "statsmodels.stats.proportion",
+    ):
+        importlib.import_module(module)
+
     from stackgym.analysis import charts, report
+    from stackgym.analysis.aggregate import RunTable, env_metrics
     from stackgym.analysis.load import load, release
     from stackgym.analysis.markdown import render
 
-    started = time.perf_counter()
-    loaded = load([folder])
-    read = time.perf_counter() - started
-    taxonomy = report.load_taxonomy()
-    started = time.perf_counter()
-    section = report.analyse_section(
-        loaded.sections[0], "bench", taxonomy, report.load_comparators()
+    figures = {"imports": time.process_time() - started}
+
+    def timed(name, function, *args):
+        began = time.process_time()
+        result = function(*args)
+        figures[name] = time.process_time() - began
+        return result
+
+    loaded = timed("read", load, [folder])
+    taxonomy, comparators = report.load_taxonomy(), report.load_comparators()
+    table = timed("columns + taxonomy", RunTable.build, loaded.sections[0], taxonomy)
+    timed("env summariser", env_metrics, table, "metrics")
+    section = timed(
+        "whole analysis", report.analyse_section, loaded.sections[0], "b", taxonomy, comparators
     )
-    analysed = time.perf_counter() - started
-    started = time.perf_counter()
-    section.summary.charts = charts.draw_section(
-        section.summary, section.table, out / "charts", out
+    section.summary.charts = timed(
+        "charts", charts.draw_section, section.summary, section.table, out / "charts", out
     )
-    drawn = time.perf_counter() - started
-    started = time.perf_counter()
-    render(report.ReportSummary(sources=[str(folder)], sections=[section.summary]))
-    rendered = time.perf_counter() - started
-    del loaded, section
+    timed("markdown", render, report.ReportSummary(sources=["x"], sections=[section.summary]))
+    del loaded, section, table
     release()
     print(
-        f"stages (in-process, imports excluded): read {read:.2f} s, analyse {analysed:.2f} s, "
-        f"charts {drawn:.2f} s, markdown {rendered:.3f} s"
+        "CPU by stage (in-process): "
+        + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in figures.items())
     )
 
 

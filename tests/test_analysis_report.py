@@ -256,3 +256,25 @@ def test_records_outside_the_plan_are_named_and_left_out(vault_suite, tmp_path):
     section = summary.sections[0]
     assert section.experiments[0].unplanned_ids == ["rooms/east/open/oracle/0"]
     assert "east" not in section.conditions and section.overall.runs == 36
+
+
+def test_a_suite_experiment_that_never_started_is_named(vault_suite, tmp_path):
+    suite = tmp_path / "suite"
+    shutil.copytree(vault_suite, suite)
+    record = json.loads((suite / "suite.json").read_text())
+    record["experiments"]["ghost"] = "ghost"
+    (suite / "suite.json").write_text(json.dumps(record))
+    summary = write_report([suite], tmp_path / "report", charts=False)
+    assert [s.name for s in summary.sections] == ["rooms", "budget"]
+    (note,) = summary.notes
+    assert "lists experiment 'ghost'" in note and "never started" in note
+    assert "ghost" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_an_empty_results_folder_reports_nothing_without_failing(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "results.jsonl").write_text("")
+    summary = write_report([tmp_path / "runs"], tmp_path / "report")
+    (section,) = summary.sections
+    assert section.overall.runs == 0 and section.overall.pass_rate.rate is None
+    assert "has no run recorded yet" in " ".join(section.notes)

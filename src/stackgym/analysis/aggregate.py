@@ -195,8 +195,9 @@ class RunTable:
 def group_rows(table: RunTable, dimensions: Sequence[str] = ()) -> list[GroupRow]:
     """One row per combination of ``dimensions`` levels that was planned or recorded.
 
-    Rows come in level order (models, conditions and tasks as the spec lists
-    them), the first dimension varying slowest.
+    Without dimensions: exactly one row, the total. Rows come in level order
+    (models, conditions and tasks as the spec lists them), the first dimension
+    varying slowest.
     """
     sizes = [len(table.levels(d)) for d in dimensions]
     size = int(np.prod(sizes)) if sizes else 1
@@ -230,7 +231,7 @@ def group_rows(table: RunTable, dimensions: Sequence[str] = ()) -> list[GroupRow
     rows: list[GroupRow] = []
     for index in range(size):
         wanted = planned[index] if planned is not None else 0
-        if runs[index] == 0 and not wanted:
+        if runs[index] == 0 and not wanted and dimensions:
             continue
         keys = np.unravel_index(index, sizes) if dimensions else ()
         labels = {d: table.levels(d)[int(k)] for d, k in zip(dimensions, keys, strict=True)}

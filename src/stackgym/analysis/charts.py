@@ -120,7 +120,10 @@ def _matrix(summary: SectionSummary, table: RunTable, path: Path) -> bool:
         for i in range(len(models)):
             for j in range(len(columns)):
                 if notes[i][j]:
-                    axes.text(j, i, notes[i][j], ha="center", va="center", fontsize=7)
+                    # White on the dark ends of the colour map, black in the light middle.
+                    dark = not 0.2 <= values[i, j] <= 0.8
+                    colour = "white" if dark else "black"
+                    axes.text(j, i, notes[i][j], ha="center", va="center", fontsize=7, color=colour)
     for boundary in range(1, len(conditions)):
         axes.axvline(boundary * len(tasks) - 0.5, color="black", linewidth=1.2)
     figure.colorbar(image, ax=axes, label="pass rate", fraction=0.04)

@@ -132,8 +132,8 @@ def _settings(section: SectionSummary) -> list[str]:
     rows.append(("models", ", ".join(section.models)))
     rows.append(("tasks", ", ".join(section.tasks)))
     for key, value in section.settings.items():
-        if key in ("models", "tasks"):
-            continue
+        if key in ("models", "tasks") or value is None:
+            continue  # unset settings (None) are in summary.json
         rows.append((key, value if isinstance(value, str) else json.dumps(value)))
     rows.append(("data snapshot", f"`{section.data_snapshot}`" if section.data_snapshot else DASH))
     if len(section.data_snapshots) > 1:

@@ -85,7 +85,7 @@ def _experiment_info(loaded: LoadedExperiment) -> ExperimentInfo:
     )
 
 
-def _notes(section: Section, infos: list[ExperimentInfo], table: RunTable) -> list[str]:
+def _notes(infos: list[ExperimentInfo], table: RunTable) -> list[str]:
     notes: list[str] = []
     for info in infos:
         where = f"{info.name} ({info.folder})"
@@ -151,7 +151,7 @@ def analyse_section(
     realistic = gates[0].dbt_realistic if gates else None
     surfaces = surface_summary(table, realistic)
     infos = [_experiment_info(e) for e in section.experiments]
-    notes = _notes(section, infos, table)
+    notes = _notes(infos, table)
     if len(snapshots) > 1:
         notes.append(f"runs read {len(snapshots)} different data snapshots: {', '.join(snapshots)}")
     parity_ok = all(r.parity.ok for r in records) if records else None
@@ -202,6 +202,18 @@ def build_report(
     comparators: Comparators | None = None,
 ) -> tuple[ReportSummary, list[AnalysedSection]]:
     """Read the folders and compute every section (no files written)."""
+    try:
+        return _analyse(paths, taxonomy, comparators)
+    finally:
+        release()
+
+
+def _analyse(
+    paths: list[str | os.PathLike[str]],
+    taxonomy: Taxonomy | None,
+    comparators: Comparators | None,
+) -> tuple[ReportSummary, list[AnalysedSection]]:
+    """:func:`build_report`, leaving the records frozen (see ``load.bulk_load``)."""
     taxonomy = taxonomy or load_taxonomy()
     comparators = comparators or load_comparators()
     loaded = load(list(paths))
@@ -229,7 +241,7 @@ def write_report(
 
     out = Path(out)
     try:
-        summary, analysed = build_report(paths, taxonomy=taxonomy, comparators=comparators)
+        summary, analysed = _analyse(paths, taxonomy, comparators)
         out.mkdir(parents=True, exist_ok=True)
         if charts:
             from stackgym.analysis.charts import draw_section
