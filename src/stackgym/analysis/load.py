@@ -147,16 +147,15 @@ def read_experiment(path: str | os.PathLike[str], *, suite: str | None = None) -
             shown, name, None, results.final, results.problems, results.superseded, suite=suite
         )
     planned = list(design(record.spec))
-    wanted = {run_id_for(record.name, c, t, m, r) for c, t, m, r in planned}
+    wanted = {run_id_for(record.name, *cell): cell for cell in planned}
     runs: list[RunOutcome] = []
     unplanned: list[str] = []
     for run in results.final:
-        if run.run_id in wanted:
+        if wanted.pop(run.run_id, None) is not None:
             runs.append(run)
         else:
             unplanned.append(run.run_id)
-    recorded = {run.run_id for run in runs}
-    missing = [cell for cell in planned if run_id_for(record.name, *cell) not in recorded]
+    missing = list(wanted.values())  # what is left was planned and never recorded
     return LoadedExperiment(
         shown,
         record.name,
