@@ -120,11 +120,7 @@ class GateContext:
 
 def evaluate_gate(gate: Gate, table: RunTable, context: GateContext) -> GateResult:
     """PASS/FAIL of each criterion, with its reason (see the module docstring)."""
-    missing = [
-        name
-        for name in (gate.orm, gate.dbt_fair)
-        if _judged(table, name) == 0 or name not in table.conditions
-    ]
+    missing = [name for name in (gate.orm, gate.dbt_fair) if _judged(table, name) == 0]
     advantage: Comparison | None = None
     if not missing:
         advantage = context.comparison(table, gate.orm, gate.dbt_fair, gate.alpha)

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,6 +27,7 @@ from stackgym.core.errors import DataError, TraceSchemaError
 log = logging.getLogger(__name__)
 
 Record = TypeVar("Record", bound=BaseModel)
+View = TypeVar("View", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,12 @@ class JsonlLog(Generic[Record]):
 
     def __iter__(self) -> Iterator[Record]:
         return self.read()
+
+    @overload
+    def read(self, view: None = None) -> Iterator[Record]: ...
+
+    @overload
+    def read(self, view: type[View]) -> Iterator[View]: ...
 
     def read(self, view: type[BaseModel] | None = None) -> Iterator[Any]:
         """Yield every valid record; corrupt lines go to :attr:`problems`.

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,7 +123,13 @@ class ResultStore:
     def write_many(self, records: Iterable[RunRecord]) -> None:
         self._log.append_many(records)
 
-    def records(self, view: type[RunOutcome] | None = None) -> Iterator[RunRecord]:
+    @overload
+    def records(self, view: None = None) -> Iterator[RunRecord]: ...
+
+    @overload
+    def records(self, view: type[RunOutcome]) -> Iterator[RunOutcome]: ...
+
+    def records(self, view: type[RunOutcome] | None = None) -> Iterator[RunRecord | RunOutcome]:
         """Every valid record in file order (as ``view`` objects when given)."""
         return self._log.read(view)
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -144,13 +144,16 @@ class SuiteRecord(BaseModel):
     stackgym_version: str = __version__
 
 
+#: What a results line is read as: the whole record, or the lighter outcome view.
+Line = TypeVar("Line", RunRecord, RunOutcome)
+
+
 @dataclass
-class Results:
+class Results(Generic[Line]):
     """What ``results.jsonl`` holds, read once."""
 
-    #: The result of each run (the last line of its run id), in first-seen order
-    #: (:class:`RunOutcome` objects when read with that view).
-    final: list[RunRecord] = field(default_factory=list)
+    #: The result of each run (the last line of its run id), in first-seen order.
+    final: list[Line] = field(default_factory=list)
     #: Lines that could not be read (file, line number, reason); they were skipped.
     problems: list[CorruptLine] = field(default_factory=list)
     #: Valid lines read, earlier lines of retried runs included.
@@ -220,7 +223,13 @@ class ExperimentFolder:
         """The result of each run: the last line of every run id, in first-seen order."""
         return self.read_results().final
 
-    def read_results(self, view: type[RunOutcome] | None = None) -> Results:
+    @overload
+    def read_results(self, view: None = None) -> Results[RunRecord]: ...
+
+    @overload
+    def read_results(self, view: type[RunOutcome]) -> Results[RunOutcome]: ...
+
+    def read_results(self, view: type[RunOutcome] | None = None) -> Results[Any]:
         """The final record of each run, and every line that had to be skipped (and why).
 
         ``view=RunOutcome`` reads only the fields aggregation needs (faster, smaller).
