@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,6 +27,7 @@ from stackgym.core.errors import DataError, TraceSchemaError
 log = logging.getLogger(__name__)
 
 Record = TypeVar("Record", bound=BaseModel)
+View = TypeVar("View", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -111,14 +112,25 @@ class JsonlLog(Generic[Record]):
     def __iter__(self) -> Iterator[Record]:
         return self.read()
 
-    def read(self) -> Iterator[Record]:
-        """Yield every valid record; corrupt lines go to :attr:`problems`."""
+    @overload
+    def read(self, view: None = None) -> Iterator[Record]: ...
+
+    @overload
+    def read(self, view: type[View]) -> Iterator[View]: ...
+
+    def read(self, view: type[BaseModel] | None = None) -> Iterator[Any]:
+        """Yield every valid record; corrupt lines go to :attr:`problems`.
+
+        ``view`` reads each line as a lighter model holding a subset of the
+        record's fields (validated the same; other fields are skipped unparsed
+        into Python objects), for readers of many records that need few fields.
+        """
         self.problems = []
         if not self.path.exists():
             return
         if self.path.is_dir():
             raise DataError(f"{self.path} is a folder, expected a {self.kind} file")
-        validate = self.model.model_validate_json
+        validate = (view or self.model).model_validate_json
         with open(self.path, "rb") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.endswith(b"\n"):

@@ -25,14 +25,16 @@ import os
 import platform
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stackgym.core.errors import DataError
-from stackgym.core.results import ResultStore, RunRecord
+from stackgym.core.jsonl import CorruptLine
+from stackgym.core.results import ResultStore, RunOutcome, RunRecord
 from stackgym.core.traces import TraceStore
 from stackgym.harness.parity import ParityReport
 from stackgym.harness.spec import ExperimentSpec
@@ -142,6 +144,27 @@ class SuiteRecord(BaseModel):
     stackgym_version: str = __version__
 
 
+#: What a results line is read as: the whole record, or the lighter outcome view.
+Line = TypeVar("Line", RunRecord, RunOutcome)
+
+
+@dataclass
+class Results(Generic[Line]):
+    """What ``results.jsonl`` holds, read once."""
+
+    #: The result of each run (the last line of its run id), in first-seen order.
+    final: list[Line] = field(default_factory=list)
+    #: Lines that could not be read (file, line number, reason); they were skipped.
+    problems: list[CorruptLine] = field(default_factory=list)
+    #: Valid lines read, earlier lines of retried runs included.
+    lines: int = 0
+
+    @property
+    def superseded(self) -> int:
+        """Earlier lines of retried runs (replaced by a later line of the same run id)."""
+        return self.lines - len(self.final)
+
+
 def write_json_atomic(path: Path, model: BaseModel) -> None:
     """Write a JSON document so a reader sees the old or the new file, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,10 +221,26 @@ class ExperimentFolder:
 
     def final_records(self) -> list[RunRecord]:
         """The result of each run: the last line of every run id, in first-seen order."""
-        final: dict[str, RunRecord] = {}
-        for record in self.records():
+        return self.read_results().final
+
+    @overload
+    def read_results(self, view: None = None) -> Results[RunRecord]: ...
+
+    @overload
+    def read_results(self, view: type[RunOutcome]) -> Results[RunOutcome]: ...
+
+    def read_results(self, view: type[RunOutcome] | None = None) -> Results[Any]:
+        """The final record of each run, and every line that had to be skipped (and why).
+
+        ``view=RunOutcome`` reads only the fields aggregation needs (faster, smaller).
+        """
+        store = self.results()
+        final: dict[str, Any] = {}
+        lines = 0
+        for record in store.records(view):
             final[record.run_id] = record
-        return list(final.values())
+            lines += 1
+        return Results(final=list(final.values()), problems=list(store.problems), lines=lines)
 
     @staticmethod
     def discover(root: str | os.PathLike[str]) -> list[ExperimentFolder]:
@@ -210,6 +249,19 @@ class ExperimentFolder:
         if (root / EXPERIMENT_FILE).is_file():
             return [ExperimentFolder(root)]
         return [ExperimentFolder(p.parent) for p in sorted(root.rglob(EXPERIMENT_FILE))]
+
+
+def read_suite(root: str | os.PathLike[str]) -> SuiteRecord:
+    """A suite folder's ``suite.json``; :class:`DataError` when missing or invalid."""
+    path = Path(root) / SUITE_FILE
+    if not path.is_file():
+        raise DataError(f"{root} is not a suite folder ({SUITE_FILE} is missing)")
+    try:
+        return SuiteRecord.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise DataError(f"{path} is not a valid suite record ({where}: {first['msg']})") from None
 
 
 def count(records: list[RunRecord], planned: int) -> Counts:

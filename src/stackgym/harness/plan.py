@@ -11,6 +11,7 @@ then repeat 1…), so an experiment stopped part-way has balanced, paired data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,46 +58,64 @@ def llm_settings(spec: ExperimentSpec, resolved: ResolvedCondition) -> LLMSettin
     )
 
 
-def plan_runs(spec: ExperimentSpec) -> list[PlannedRun]:
-    """Every run of the experiment, in execution order (repeat-major)."""
+def _design(spec: ExperimentSpec) -> Iterator[tuple[ResolvedCondition, str | None, str, int]]:
+    """Every (condition, task, model, repeat) the spec asks for, repeat-major."""
     resolved = resolve_all(spec)
-    runs: list[PlannedRun] = []
     most = max(r.runs for r in resolved.values())
     for repeat in range(most):
         for condition in resolved.values():
             if repeat >= condition.runs:
                 continue
-            llm = llm_settings(spec, condition)
             for task in condition.tasks or [None]:
-                options = dict(condition.options)
-                if task is not None:
-                    options[spec.task_option] = task
                 for model in condition.models:
-                    settings: dict[str, Any] = {
-                        **options,
-                        "max_steps": condition.stopping.max_steps,
-                        "run_timeout_s": spec.timeouts.run_s,
-                    }
-                    is_llm = is_llm_agent(model)
-                    if is_llm:
-                        settings["agent"] = llm.model_dump(exclude_none=True)
-                    runs.append(
-                        PlannedRun(
-                            run_id=run_id_for(spec.name, condition.name, task, model, repeat),
-                            experiment=spec.name,
-                            env_id=spec.env,
-                            options=options,
-                            model=model,
-                            seed=condition.seed + repeat,
-                            repeat=repeat,
-                            factor=spec.factor,
-                            condition=condition.name,
-                            task=task,
-                            settings=settings,
-                            llm=llm if is_llm else None,
-                            max_steps=condition.stopping.max_steps,
-                        )
-                    )
+                    yield condition, task, model, repeat
+
+
+def design(spec: ExperimentSpec) -> Iterator[tuple[str, str | None, str, int]]:
+    """The cells of the experiment's design: (condition, task, model, repeat) per planned run.
+
+    Cheap (no run settings are built); ``run_id_for`` turns a cell into its run id.
+    """
+    for condition, task, model, repeat in _design(spec):
+        yield condition.name, task, model, repeat
+
+
+def plan_runs(spec: ExperimentSpec) -> list[PlannedRun]:
+    """Every run of the experiment, in execution order (repeat-major)."""
+    runs: list[PlannedRun] = []
+    llms: dict[str, LLMSettings] = {}
+    for condition, task, model, repeat in _design(spec):
+        llm = llms.get(condition.name)
+        if llm is None:
+            llm = llms[condition.name] = llm_settings(spec, condition)
+        options = dict(condition.options)
+        if task is not None:
+            options[spec.task_option] = task
+        settings: dict[str, Any] = {
+            **options,
+            "max_steps": condition.stopping.max_steps,
+            "run_timeout_s": spec.timeouts.run_s,
+        }
+        is_llm = is_llm_agent(model)
+        if is_llm:
+            settings["agent"] = llm.model_dump(exclude_none=True)
+        runs.append(
+            PlannedRun(
+                run_id=run_id_for(spec.name, condition.name, task, model, repeat),
+                experiment=spec.name,
+                env_id=spec.env,
+                options=options,
+                model=model,
+                seed=condition.seed + repeat,
+                repeat=repeat,
+                factor=spec.factor,
+                condition=condition.name,
+                task=task,
+                settings=settings,
+                llm=llm if is_llm else None,
+                max_steps=condition.stopping.max_steps,
+            )
+        )
     return _ordered(runs)
 
 
