@@ -36,6 +36,9 @@ log = logging.getLogger("stackgym.serve")
 
 T = TypeVar("T")
 
+#: Weight of the newest call in the moving average of an env's call time.
+_SMOOTHING = 0.2
+
 
 class EnvServer:
     """The environments a server offers and the sessions playing them."""
@@ -52,6 +55,7 @@ class EnvServer:
         self._offload_after_s = config.offload_after_ms / 1000
         #: Env ids whose calls run on worker threads (decided by measured call time).
         self.offloaded: set[str] = set()
+        self._call_seconds: dict[str, float] = {}
         self._tools: dict[str, list[dict[str, Any]]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -103,24 +107,39 @@ class EnvServer:
     # -- env calls ----------------------------------------------------------------
 
     async def _call(self, env_id: str, function: Callable[..., T], *args: Any, **kw: Any) -> T:
-        """Run an env call inline while the env is fast, on a worker thread once it is not.
+        """Run an env call inline while the env is fast, on a worker thread while it is not.
 
         A thread hop costs tens of microseconds, most of a fast env's step; a
         slow call inline (a dbt build, a big query) would stall every other
-        session. The first call over ``offload_after_ms`` moves the env's
-        later calls to threads.
+        session. A moving average of each env's call time decides, so one
+        hiccup (a GC pause, a busy core) does not move a fast env to threads.
         """
         if env_id in self.offloaded:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
-                self._executor, functools.partial(function, *args, **kw)
+                self._executor, functools.partial(self._timed, env_id, function, *args, **kw)
             )
+        return self._timed(env_id, function, *args, **kw)
+
+    def _timed(self, env_id: str, function: Callable[..., T], *args: Any, **kw: Any) -> T:
         started = time.perf_counter()
-        result = function(*args, **kw)
-        if time.perf_counter() - started > self._offload_after_s:
-            self.offloaded.add(env_id)
-            log.info("env %s is slow; its calls now run on worker threads", env_id)
-        return result
+        try:
+            return function(*args, **kw)
+        finally:
+            elapsed = time.perf_counter() - started
+            average = self._call_seconds.get(env_id, elapsed)
+            average += _SMOOTHING * (elapsed - average)
+            self._call_seconds[env_id] = average
+            if average > self._offload_after_s:
+                if env_id not in self.offloaded:
+                    log.info("env %s is slow; its calls now run on worker threads", env_id)
+                self.offloaded.add(env_id)
+            elif average < self._offload_after_s / 2:
+                self.offloaded.discard(env_id)
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(function, *args))
 
     def _make(self, env_id: str, settings: dict[str, Any]) -> Env:
         return self.specs[env_id].make(**settings)
@@ -130,7 +149,8 @@ class EnvServer:
             return session.env
         session.release()
         try:
-            env = await self._call(session.env_id, self._make, session.env_id, settings)
+            # Making an env can build data (seconds): always off the event loop.
+            env = await self._in_thread(self._make, session.env_id, settings)
         except StackgymError as exc:
             raise validation_error(exc.message, exc.hint) from None
         except Exception as exc:
@@ -195,7 +215,7 @@ class EnvServer:
         cached = self._tools.get(env_id)
         if cached is None:
             settings = dict(self.served[env_id].settings)
-            env = await self._call(env_id, self._make, env_id, settings)
+            env = await self._in_thread(self._make, env_id, settings)
             try:
                 cached = self._tools[env_id] = env.tools()
             finally:

@@ -17,7 +17,7 @@ def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
         "port": config.port,
         "loop": "uvloop" if has("uvloop") else "asyncio",
         "http": "httptools" if has("httptools") else "h11",
-        "ws": "websockets",
+        "ws": "websockets-sansio",
         # Frames up to 4x the answered limit still get an error frame; larger
         # ones are cut by the protocol layer (close code 1009).
         "ws_max_size": config.max_frame_bytes * 4,
