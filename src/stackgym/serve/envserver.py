@@ -98,7 +98,7 @@ class EnvServer:
             )
         return env_id
 
-    def open_session(self, env_id: str, transport: Literal["ws", "http"]) -> Session:
+    def open_session(self, env_id: str, transport: Literal["ws", "http", "mcp"]) -> Session:
         return self.store.open(self.check_env_id(env_id), transport)
 
     def close_session(self, session_id: str) -> bool:

@@ -65,7 +65,7 @@ class Session:
 
     id: str
     env_id: str
-    transport: Literal["ws", "http"]
+    transport: Literal["ws", "http", "mcp"]
     env: Env | None = None
     #: Settings ``env`` was made with (None until the first reset builds it).
     settings: dict[str, Any] | None = None
@@ -100,7 +100,7 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(self, env_id: str, transport: Literal["ws", "http"]) -> Session:
+    def open(self, env_id: str, transport: Literal["ws", "http", "mcp"]) -> Session:
         """A new empty session, or CAPACITY_REACHED when the limit is reached."""
         if len(self._sessions) >= self.max_sessions:
             self.reap()
@@ -169,7 +169,7 @@ class SessionStore:
 
     def counts(self) -> dict[str, int]:
         """Open sessions by transport."""
-        out = {"ws": 0, "http": 0}
+        out = {"ws": 0, "http": 0, "mcp": 0}
         for session in self._sessions.values():
             out[session.transport] += 1
         return out
