@@ -279,9 +279,7 @@ class _WebSocketEndpoint:
         try:
             session = server.open_session(self.env_of(scope), "ws")
         except ServeError as exc:
-            await send({"type": "websocket.send", "text": frame("error", exc.data()).decode()})
-            code = 1013 if exc.code == "CAPACITY_REACHED" else 1008
-            await send({"type": "websocket.close", "code": code, "reason": exc.code})
+            await _refuse(exc, receive, send)
             return
         closed = False
 
@@ -328,6 +326,34 @@ class _WebSocketEndpoint:
             await close(1000)
 
 
+#: How long a refused connection keeps answering frames before it is closed.
+REFUSED_LINGER_S = 5.0
+
+
+async def _refuse(exc: ServeError, receive: Any, send: Any) -> None:
+    """Tell a client why it gets no session, then close.
+
+    The error frame goes out at once and answers every frame the client sends
+    for a few seconds: a client that connects and then sends its first request
+    (OpenEnv's does) reads the error instead of a closed connection.
+    """
+    text = frame("error", exc.data()).decode()
+    await send({"type": "websocket.send", "text": text})
+    try:
+        while True:
+            message = await asyncio.wait_for(receive(), REFUSED_LINGER_S)
+            if message["type"] != "websocket.receive":
+                return
+            await send({"type": "websocket.send", "text": text})
+    except (TimeoutError, OSError):
+        pass
+    code = 1013 if exc.code == "CAPACITY_REACHED" else 1008
+    try:
+        await send({"type": "websocket.close", "code": code, "reason": exc.code})
+    except Exception:
+        log.debug("closing a refused websocket that was already gone", exc_info=True)
+
+
 async def _answer(server: EnvServer, session: Session, raw: str | bytes) -> tuple[bytes | None, bool]:
     """The reply to one frame, and whether the client asked to close."""
     try:
@@ -338,7 +364,7 @@ async def _answer(server: EnvServer, session: Session, raw: str | bytes) -> tupl
                 '{"type": "reset" | "step" | "state" | "tools" | "close", "data": ...}',
             )
         kind = message.get("type")
-        if len(message) > 2 and not FRAME_KEYS.issuperset(message):
+        if not FRAME_KEYS.issuperset(message):
             extra = sorted(set(message) - FRAME_KEYS)
             raise validation_error(f"unknown frame field(s) {extra}", "a frame has type and data")
         if kind == "step":
