@@ -212,7 +212,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     async def metadata(request: Request) -> Response:
         """Name, description, version and options of the env."""
-        return _json(server.metadata(env_of(request)))
+        return _json(await server.metadata(env_of(request)))
 
     routes: list[tuple[str, str, Any, dict[str, Any]]] = [
         ("POST", "/reset", reset, _body_doc(ResetBody, required=False)),

@@ -56,7 +56,7 @@ class EnvServer:
         #: Env ids whose calls run on worker threads (decided by measured call time).
         self.offloaded: set[str] = set()
         self._call_seconds: dict[str, float] = {}
-        self._tools: dict[str, list[dict[str, Any]]] = {}
+        self._described: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------
@@ -212,15 +212,19 @@ class EnvServer:
         """OpenAI tool specs of the session's env (or of the env with the server's settings)."""
         if session is not None and session.env is not None:
             return session.env.tools()
-        cached = self._tools.get(env_id)
-        if cached is None:
+        return (await self._describe(env_id))[0]
+
+    async def _describe(self, env_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Tools and full settings (defaults included) of the env as served, made once."""
+        described = self._described.get(env_id)
+        if described is None:
             settings = dict(self.served[env_id].settings)
             env = await self._in_thread(self._make, env_id, settings)
             try:
-                cached = self._tools[env_id] = env.tools()
+                described = self._described[env_id] = (env.tools(), dict(env.settings))
             finally:
                 env.close()
-        return cached
+        return described
 
     # -- descriptions -------------------------------------------------------------
 
@@ -249,9 +253,10 @@ class EnvServer:
             "state": EnvState.model_json_schema(),
         }
 
-    def metadata(self, env_id: str) -> dict[str, Any]:
+    async def metadata(self, env_id: str) -> dict[str, Any]:
         """OpenEnv's EnvironmentMetadata fields, plus the served settings and options."""
         spec = self.specs[env_id]
+        _, settings = await self._describe(env_id)
         return {
             "name": env_id,
             "description": spec.description,
@@ -259,7 +264,7 @@ class EnvServer:
             "version": __version__,
             "author": "stackgym",
             "documentation_url": None,
-            "settings": self.served[env_id].settings,
+            "settings": settings,
             "client_options": {k: list(v) for k, v in spec.choices.items()},
         }
 
