@@ -93,9 +93,13 @@ class Corridor(Env):
         step = 1 if action.direction == "right" else -1
         self.position = max(0, min(self.length - 1, self.position + step))
         if self.position == self.exit:
-            return StepResult(self._observe("exit!", 1.0, True), 1.0, True, False, self._outcome(True, True))
+            return StepResult(
+                self._observe("exit!", 1.0, True), 1.0, True, False, self._outcome(True, True)
+            )
         out = self._spend()
-        return StepResult(self._observe("a wall", -0.1, out), -0.1, False, out, self._outcome(out, False))
+        return StepResult(
+            self._observe("a wall", -0.1, out), -0.1, False, out, self._outcome(out, False)
+        )
 
     def _outcome(self, ended: bool, passed: bool) -> dict[str, Any]:
         if not ended:

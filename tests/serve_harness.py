@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import serve_envs
 import uvicorn
 
+import serve_envs
 import stackgym
 from stackgym.core.registry import registry
 from stackgym.serve import ServeConfig, create_app

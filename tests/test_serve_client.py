@@ -7,10 +7,9 @@ import random
 from collections.abc import Iterator
 
 import pytest
-from serve_harness import ALL_ENV_IDS, all_envs_config, running_server, scripted_actions
-from toy_env import Guess, LockboxObservation, Reveal
 
 import stackgym
+from serve_harness import ALL_ENV_IDS, all_envs_config, running_server, scripted_actions
 from stackgym.client import (
     RemoteError,
     RemoteObservation,
@@ -22,6 +21,7 @@ from stackgym.client import (
 )
 from stackgym.core import Agent, AgentTurn, arun_episode, run_episode
 from stackgym.serve import ServeConfig
+from toy_env import Guess, LockboxObservation, Reveal
 
 pytestmark = pytest.mark.xdist_group("serve-client")
 
@@ -93,7 +93,7 @@ def test_arun_episode_on_an_async_remote_env(url: str, env_id: str) -> None:
 
     async def play() -> list[float]:
         async with await aconnect(url, env_id) as env:
-            observation, info = await env.reset(seed=seed)
+            _, info = await env.reset(seed=seed)
             assert info["seed"] == seed
             assert await env.tools() == local.tools()
             rewards = []
@@ -127,7 +127,9 @@ def test_remote_env_takes_models_json_text_and_tool_calls(url: str) -> None:
         observation, _ = env.reset(seed=8)
         assert isinstance(observation, LockboxObservation)
         assert observation.guesses_left == 2
-        code = "".join(str(env.step(Reveal(position=i)).observation.revealed[str(i)]) for i in range(3))
+        code = "".join(
+            str(env.step(Reveal(position=i)).observation.revealed[str(i)]) for i in range(3)
+        )
         assert env.step('{"type": "reveal", "position": 0}').reward == -0.1
         result = env.step({"name": "guess", "arguments": f'{{"code": "{code}"}}'})
         assert result.terminated and result.reward == 1.0

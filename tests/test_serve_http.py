@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from serve_harness import (
     ALL_ENV_IDS,
     all_envs_config,
@@ -14,7 +15,6 @@ from serve_harness import (
     running_server,
     scripted_actions,
 )
-
 from stackgym.serve import ServeConfig
 
 pytestmark = pytest.mark.xdist_group("serve-http")
@@ -56,7 +56,9 @@ def test_an_episode_over_plain_http_equals_the_in_process_one(
 def test_two_http_sessions_do_not_share_an_episode(http: httpx.Client) -> None:
     one = http.post("/envs/lockbox/reset", json={"seed": 1}).json()["session_id"]
     two = http.post("/envs/lockbox/reset", json={"seed": 2}).json()["session_id"]
-    http.post("/envs/lockbox/step", json={"session_id": one, "action": {"type": "reveal", "position": 0}})
+    http.post(
+        "/envs/lockbox/step", json={"session_id": one, "action": {"type": "reveal", "position": 0}}
+    )
     assert http.get("/envs/lockbox/state", params={"session_id": one}).json()["step_count"] == 1
     assert http.get("/envs/lockbox/state", params={"session_id": two}).json()["step_count"] == 0
     # Resetting an existing session keeps its id and starts over.
@@ -82,7 +84,9 @@ def test_unknown_and_closed_sessions_are_told_apart(http: httpx.Client) -> None:
 
 def test_a_session_belongs_to_its_env(http: httpx.Client) -> None:
     session = http.post("/envs/lockbox/reset", json={}).json()["session_id"]
-    wrong = http.post("/envs/corridor/step", json={"session_id": session, "action": {"type": "look"}})
+    wrong = http.post(
+        "/envs/corridor/step", json={"session_id": session, "action": {"type": "look"}}
+    )
     assert wrong.status_code == 404
     assert "belongs to env 'lockbox'" in wrong.json()["detail"]
 
@@ -138,61 +142,71 @@ def test_reject_invalid_actions_mode_refuses_without_stepping() -> None:
 
 
 def test_oversized_bodies_get_413_and_the_server_keeps_serving() -> None:
-    with running_server(ServeConfig.for_env("lockbox", max_body_bytes=4096)) as url:
-        with httpx.Client(base_url=url) as http:
-            session = http.post("/reset", json={"seed": 0}).json()["session_id"]
-            big = {"session_id": session, "action": {"type": "guess", "code": "1" * 10_000}}
-            answer = http.post("/step", json=big)
-            assert answer.status_code == 413
-            assert answer.json()["code"] == "PAYLOAD_TOO_LARGE"
+    with (
+        running_server(ServeConfig.for_env("lockbox", max_body_bytes=4096)) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        session = http.post("/reset", json={"seed": 0}).json()["session_id"]
+        big = {"session_id": session, "action": {"type": "guess", "code": "1" * 10_000}}
+        answer = http.post("/step", json=big)
+        assert answer.status_code == 413
+        assert answer.json()["code"] == "PAYLOAD_TOO_LARGE"
 
-            def chunks():
-                for _ in range(10):
-                    yield b" " * 1000
+        def chunks():
+            for _ in range(10):
+                yield b" " * 1000
 
-            chunked = http.post("/step", content=chunks())
-            assert chunked.status_code == 413
-            ok = http.post("/step", json={"session_id": session, "action": {"type": "reveal", "position": 1}})
-            assert ok.status_code == 200
+        chunked = http.post("/step", content=chunks())
+        assert chunked.status_code == 413
+        ok = http.post(
+            "/step", json={"session_id": session, "action": {"type": "reveal", "position": 1}}
+        )
+        assert ok.status_code == 200
 
 
 def test_token_auth_refuses_calls_without_the_bearer_token() -> None:
-    with running_server(ServeConfig.for_env("lockbox", token="s3cret")) as url:
-        with httpx.Client(base_url=url) as http:
-            refused = http.post("/reset", json={})
-            assert refused.status_code == 401
-            assert refused.headers["www-authenticate"] == "Bearer"
-            assert refused.json()["code"] == "UNAUTHORIZED"
-            wrong = http.post("/reset", json={}, headers={"Authorization": "Bearer nope"})
-            assert wrong.status_code == 401
-            assert http.get("/schema").status_code == 401
-            assert http.get("/health").status_code == 200
-            good = http.post("/reset", json={}, headers={"Authorization": "Bearer s3cret"})
-            assert good.status_code == 200
+    with (
+        running_server(ServeConfig.for_env("lockbox", token="s3cret")) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        refused = http.post("/reset", json={})
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["code"] == "UNAUTHORIZED"
+        wrong = http.post("/reset", json={}, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert http.get("/schema").status_code == 401
+        assert http.get("/health").status_code == 200
+        good = http.post("/reset", json={}, headers={"Authorization": "Bearer s3cret"})
+        assert good.status_code == 200
 
 
 def test_http_sessions_past_the_limit_get_capacity_reached() -> None:
-    with running_server(ServeConfig.for_env("lockbox", max_sessions=2)) as url:
-        with httpx.Client(base_url=url) as http:
-            first = http.post("/reset", json={}).json()["session_id"]
-            http.post("/reset", json={})
-            refused = http.post("/reset", json={})
-            assert refused.status_code == 503
-            assert refused.json()["code"] == "CAPACITY_REACHED"
-            http.post("/close", json={"session_id": first})
-            assert http.post("/reset", json={}).status_code == 200
+    with (
+        running_server(ServeConfig.for_env("lockbox", max_sessions=2)) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        first = http.post("/reset", json={}).json()["session_id"]
+        http.post("/reset", json={})
+        refused = http.post("/reset", json={})
+        assert refused.status_code == 503
+        assert refused.json()["code"] == "CAPACITY_REACHED"
+        http.post("/close", json={"session_id": first})
+        assert http.post("/reset", json={}).status_code == 200
 
 
 def test_idle_sessions_are_closed_after_the_ttl() -> None:
-    with running_server(ServeConfig.for_env("lockbox", idle_ttl_s=0.3)) as url:
-        with httpx.Client(base_url=url) as http:
-            session = http.post("/reset", json={}).json()["session_id"]
-            assert http.get("/health").json()["sessions"] == 1
-            time.sleep(1.0)
-            assert http.get("/health").json()["sessions"] == 0
-            late = http.get("/state", params={"session_id": session})
-            assert late.status_code == 404
-            assert "without a call" in late.json()["detail"]
+    with (
+        running_server(ServeConfig.for_env("lockbox", idle_ttl_s=0.3)) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        session = http.post("/reset", json={}).json()["session_id"]
+        assert http.get("/health").json()["sessions"] == 1
+        time.sleep(1.0)
+        assert http.get("/health").json()["sessions"] == 0
+        late = http.get("/state", params={"session_id": session})
+        assert late.status_code == 404
+        assert "without a call" in late.json()["detail"]
 
 
 def test_schema_metadata_tools_and_health_describe_the_env(http: httpx.Client) -> None:

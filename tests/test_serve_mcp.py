@@ -14,6 +14,8 @@ import pytest
 import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+
+import stackgym
 from serve_harness import (
     ALL_ENV_IDS,
     BIN,
@@ -21,8 +23,6 @@ from serve_harness import (
     scripted_actions,
     subprocess_env,
 )
-
-import stackgym
 from stackgym.serve import ServeConfig
 from stackgym.serve.mcp import streamable_http_app
 
@@ -52,9 +52,7 @@ async def _play(client: Client, actions: list[dict], seed: int) -> list[dict]:
         result = await client.call_tool(action["type"], arguments)
         payload = result.structured_content
         assert result.content[0].text == payload["observation"]["text"]
-        transcript.append(
-            {k: payload[k] for k in ("observation", "reward", "done")}
-        )
+        transcript.append({k: payload[k] for k in ("observation", "reward", "done")})
         if payload["done"]:
             break
     return transcript

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from openenv.core.generic_client import GenericEnvClient
+
 from serve_harness import (
     ALL_ENV_IDS,
     all_envs_config,
@@ -14,7 +15,6 @@ from serve_harness import (
     running_server,
     scripted_actions,
 )
-
 from stackgym.serve import ServeConfig
 
 pytestmark = pytest.mark.xdist_group("serve-openenv")

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serve_harness import running_server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from serve_harness import running_server
 from stackgym.serve import ServeConfig
 
 pytestmark = pytest.mark.xdist_group("serve-ws")
@@ -122,18 +122,21 @@ def test_websocket_without_the_token_is_refused_with_401() -> None:
 
 
 def test_idle_websocket_sessions_are_closed() -> None:
-    with running_server(ServeConfig.for_env("lockbox", idle_ttl_s=0.3)) as base:
-        with connect(base.replace("http://", "ws://") + "/ws") as ws:
-            ask(ws, {"type": "reset"})
-            with pytest.raises(ConnectionClosed) as closed:
-                ws.recv(timeout=10)
-            assert closed.value.rcvd.code == 1001
+    with (
+        running_server(ServeConfig.for_env("lockbox", idle_ttl_s=0.3)) as base,
+        connect(base.replace("http://", "ws://") + "/ws") as ws,
+    ):
+        ask(ws, {"type": "reset"})
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd.code == 1001
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 frames = st.one_of(
@@ -147,7 +150,9 @@ frames = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(sequence=st.lists(frames, min_size=1, max_size=6))
 def test_fuzzed_frames_are_always_answered_and_never_break_the_server(
     url: str, sequence: list
@@ -166,7 +171,9 @@ def test_fuzzed_frames_are_always_answered_and_never_break_the_server(
         assert ask(ws, {"type": "reset", "data": {"seed": 2}})["type"] == "observation"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     path=st.sampled_from(["/reset", "/step", "/close", "/envs/lockbox/step"]),
     body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())),

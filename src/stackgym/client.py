@@ -199,7 +199,8 @@ class _BlockingWebSocket:
             return self._request(message)
         except TimeoutError:
             raise RemoteError(
-                "TIMEOUT", f"no answer to a {message.get('type')} frame in {self.sock.gettimeout()} s"
+                "TIMEOUT",
+                f"no answer to a {message.get('type')} frame in {self.sock.gettimeout()} s",
             ) from None
 
     def _request(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -220,14 +221,17 @@ class _BlockingWebSocket:
                     raise RemoteError("CONNECTION_CLOSED", f"the server closed the session{reason}")
 
     def close(self) -> None:
-        try:
-            self.protocol.send_text(orjson.dumps({"type": "close"}))
-            self.protocol.send_close(1000)
-            self._flush()
-        except OSError:
-            pass
-        finally:
-            self.sock.close()
+        """Say goodbye and close the socket; closing twice is harmless."""
+        from websockets.protocol import State
+
+        if self.protocol.state is State.OPEN:
+            try:
+                self.protocol.send_text(orjson.dumps({"type": "close"}))
+                self.protocol.send_close(1000)
+                self._flush()
+            except OSError:
+                pass
+        self.sock.close()
 
 
 class RemoteEnv:
@@ -360,7 +364,9 @@ class AsyncRemoteEnv:
             await self._ws.send(orjson.dumps(message).decode())
             raw = await asyncio.wait_for(self._ws.recv(), self._timeout)
         except ConnectionClosed as exc:
-            raise RemoteError("CONNECTION_CLOSED", f"the server closed the session ({exc})") from None
+            raise RemoteError(
+                "CONNECTION_CLOSED", f"the server closed the session ({exc})"
+            ) from None
         return _raise_for_error(orjson.loads(raw))
 
     async def reset(
@@ -396,7 +402,10 @@ class AsyncRemoteEnv:
         return await self.connect()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 

@@ -33,10 +33,10 @@ def _config(envs: list[dict[str, Any]], **knobs: Any) -> Any:
         raise config_error(exc, "server settings") from None
 
 
-def _env_options(ctx: typer.Context) -> dict[str, Any]:
+def _env_options(ctx: typer.Context, leading: list[str] | None = None) -> dict[str, Any]:
     from stackgym.cli.run import env_options_from_args
 
-    return env_options_from_args(list(ctx.args))
+    return env_options_from_args([*(leading or []), *ctx.args])
 
 
 def _check_env(env_id: str, settings: dict[str, Any]) -> None:
@@ -83,7 +83,11 @@ def serve(
     from stackgym.serve.runner import run_server
 
     _import_modules(imports)
-    options = _env_options(ctx)
+    leading: list[str] = []
+    if env_id is not None and env_id.startswith("--"):
+        # With --all and no id, click binds the first env option to the id.
+        leading, env_id = [env_id], None
+    options = _env_options(ctx, leading)
     if all_envs == (env_id is not None):
         raise ConfigError("name one env id, or pass --all", "e.g. stackgym serve stack_doctor")
     if all_envs and options:
@@ -152,9 +156,7 @@ def mcp(
     import uvicorn
 
     _announce("MCP (streamable HTTP)", config, f"{env_id} on http://{host}:{port}/mcp")
-    uvicorn.run(
-        streamable_http_app(config, env_id), host=host, port=port, log_level="warning"
-    )
+    uvicorn.run(streamable_http_app(config, env_id), host=host, port=port, log_level="warning")
 
 
 def register(app: typer.Typer) -> None:

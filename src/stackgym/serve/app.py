@@ -110,9 +110,7 @@ def _session_id(request: Request, body: dict[str, Any] | None = None) -> str | N
     value = (body or {}).get("session_id")
     if value is not None and not isinstance(value, str):
         raise validation_error("session_id must be a string")
-    return (
-        value or request.headers.get(SESSION_HEADER) or request.query_params.get("session_id")
-    )
+    return value or request.headers.get(SESSION_HEADER) or request.query_params.get("session_id")
 
 
 def create_app(config: ServeConfig) -> FastAPI:
@@ -134,9 +132,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.env_server = server
-    app.add_middleware(
-        Guard, token=config.resolved_token(), max_body_bytes=config.max_body_bytes
-    )
+    app.add_middleware(Guard, token=config.resolved_token(), max_body_bytes=config.max_body_bytes)
 
     @app.exception_handler(ServeError)
     async def _serve_error(_: Request, exc: ServeError) -> Response:
@@ -354,7 +350,9 @@ async def _refuse(exc: ServeError, receive: Any, send: Any) -> None:
         log.debug("closing a refused websocket that was already gone", exc_info=True)
 
 
-async def _answer(server: EnvServer, session: Session, raw: str | bytes) -> tuple[bytes | None, bool]:
+async def _answer(
+    server: EnvServer, session: Session, raw: str | bytes
+) -> tuple[bytes | None, bool]:
     """The reply to one frame, and whether the client asked to close."""
     try:
         message = loads(raw)
@@ -390,4 +388,3 @@ async def _answer(server: EnvServer, session: Session, raw: str | bytes) -> tupl
     except Exception as exc:  # a server bug must not end other sessions
         log.exception("answering a frame failed")
         return frame("error", {"code": "EXECUTION_ERROR", "message": repr(exc)}), False
-

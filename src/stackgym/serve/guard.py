@@ -106,7 +106,10 @@ class Guard:
             headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
             await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
             await send(
-                {"type": "websocket.http.response.body", "body": _error_body("UNAUTHORIZED", *_UNAUTHORIZED)}
+                {
+                    "type": "websocket.http.response.body",
+                    "body": _error_body("UNAUTHORIZED", *_UNAUTHORIZED),
+                }
             )
         else:
             await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})

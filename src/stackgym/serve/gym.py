@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import string
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 from gymnasium import spaces
@@ -51,7 +51,7 @@ class StackgymGymEnv(gymnasium.Env[str, str]):
     """A Gymnasium view of one stackgym env (in-process, or served with ``url``)."""
 
     # Text renders on demand; Gymnasium's checker asks for a frame rate all the same.
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,

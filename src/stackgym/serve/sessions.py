@@ -156,7 +156,9 @@ class SessionStore:
     def reap(self) -> int:
         """Close sessions idle for longer than the TTL; return how many."""
         deadline = time.monotonic() - self.idle_ttl_s
-        idle = [s for s in self._sessions.values() if s.last_used < deadline and not s.lock.locked()]
+        idle = [
+            s for s in self._sessions.values() if s.last_used < deadline and not s.lock.locked()
+        ]
         for session in idle:
             self.close(session.id, f"closed after {self.idle_ttl_s:g} s without a call")
             if session.on_expire is not None:
