@@ -1,4 +1,4 @@
-"""The FastAPI app: OpenEnv's HTTP and WebSocket endpoints, with stateful HTTP.
+"""The server app: OpenEnv's HTTP and WebSocket endpoints, with stateful HTTP.
 
 Every env is served under ``/envs/{env_id}/`` (``ws``, ``reset``, ``step``,
 ``state``, ``tools``, ``close``, ``schema``, ``metadata``); a server of one
@@ -6,6 +6,9 @@ env also answers at the root, so OpenEnv's client works with the plain base
 URL. ``POST /reset`` opens a session and returns its ``session_id``; later
 calls carry it (body field ``session_id``, header ``X-Session-Id`` or query
 parameter), so a whole episode can be played over plain HTTP.
+
+FastAPI declares and documents the endpoints (``/docs``, ``/openapi.json``);
+the calls an episode makes go through a thin front door to the same handlers.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.routing import WebSocketRoute
 
 from stackgym.serve.config import ServeConfig
 from stackgym.serve.envserver import EnvServer
@@ -131,7 +133,6 @@ def create_app(config: ServeConfig) -> ServeApp:
         description=__doc__,
         lifespan=lifespan,
     )
-    app.state.env_server = server
 
     @app.exception_handler(ServeError)
     async def _serve_error(_: Request, exc: ServeError) -> Response:
@@ -240,9 +241,9 @@ def create_app(config: ServeConfig) -> ServeApp:
         """Liveness, served envs and open sessions (needs no token)."""
         return _json(server.health())
 
+    # /ws and /envs/{env_id}/ws are answered by the front door (OpenAPI has no
+    # WebSocket routes to document).
     endpoint = _WebSocketEndpoint(server, lambda scope: env_of(_PathParams(scope)))
-    for full in both("/ws"):
-        app.router.routes.append(WebSocketRoute(full, endpoint))
     front = _FrontDoor(app, {(m, p.strip("/")): h for m, p, h, _ in routes}, endpoint)
     return ServeApp(
         Guard(front, token=config.resolved_token(), max_body_bytes=config.max_body_bytes),

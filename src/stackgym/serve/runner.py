@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from stackgym.serve.app import create_app
+from stackgym.serve.app import HARD_FRAME_FACTOR, create_app
 from stackgym.serve.config import ServeConfig
 
 
@@ -20,7 +20,7 @@ def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
         "ws": "websockets-sansio",
         # Frames up to 4x the answered limit still get an error frame; larger
         # ones are cut by the protocol layer (close code 1009).
-        "ws_max_size": config.max_frame_bytes * 4,
+        "ws_max_size": config.max_frame_bytes * HARD_FRAME_FACTOR,
         "ws_per_message_deflate": False,
         "log_level": "warning",
         "access_log": False,
