@@ -57,7 +57,10 @@ class EnvServer:
         self.offloaded: set[str] = set()
         self._call_seconds: dict[str, float] = {}
         self._described: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+        #: Seconds one ``make`` of each env took (measured when describing it).
+        self._make_seconds: dict[str, float] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._warm_up_task: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -67,13 +70,24 @@ class EnvServer:
         return next(iter(self.served)) if len(self.served) == 1 else None
 
     def start(self) -> None:
-        """Start the idle-session reaper (call from inside the event loop)."""
+        """Start the idle-session reaper and the warm-up (call from inside the event loop)."""
         if self._reaper is None:
-            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+            loop = asyncio.get_running_loop()
+            self._reaper = loop.create_task(self._reap_forever())
+            self._warm_up_task = loop.create_task(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        """Make and reset each env once, so the inline/thread policy starts informed."""
+        for env_id in self.served:
+            try:
+                await self._describe(env_id)
+            except Exception:
+                log.exception("warming up env %s failed", env_id)
 
     async def stop(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+            self._warm_up_task.cancel()
             self._reaper = None
         self.store.close_all()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -149,8 +163,12 @@ class EnvServer:
             return session.env
         session.release()
         try:
-            # Making an env can build data (seconds): always off the event loop.
-            env = await self._in_thread(self._make, session.env_id, settings)
+            # Making an env can build data (seconds): off the event loop unless
+            # it is known to be fast (a thread hop is most of a toy env's make).
+            if self._make_seconds.get(session.env_id, float("inf")) <= self._offload_after_s:
+                env = self._make(session.env_id, settings)
+            else:
+                env = await self._in_thread(self._make, session.env_id, settings)
         except StackgymError as exc:
             raise validation_error(exc.message, exc.hint) from None
         except Exception as exc:
@@ -215,16 +233,34 @@ class EnvServer:
         return (await self._describe(env_id))[0]
 
     async def _describe(self, env_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Tools and full settings (defaults included) of the env as served, made once."""
+        """Tools and full settings (defaults included) of the env as served, made once.
+
+        Making it also measures a make and a reset, which seeds the
+        inline/thread policy before the first client arrives.
+        """
         described = self._described.get(env_id)
         if described is None:
             settings = dict(self.served[env_id].settings)
-            env = await self._in_thread(self._make, env_id, settings)
-            try:
-                described = self._described[env_id] = (env.tools(), dict(env.settings))
-            finally:
-                env.close()
+            described, made, reset = await self._in_thread(self._probe, env_id, settings)
+            self._described[env_id] = described
+            self._make_seconds[env_id] = made
+            if env_id not in self._call_seconds:
+                self._call_seconds[env_id] = reset
+                if reset > self._offload_after_s:
+                    self.offloaded.add(env_id)
         return described
+
+    def _probe(self, env_id: str, settings: dict[str, Any]) -> tuple[Any, float, float]:
+        started = time.perf_counter()
+        env = self._make(env_id, settings)
+        made = time.perf_counter() - started
+        try:
+            started = time.perf_counter()
+            env.reset(seed=0)
+            reset = time.perf_counter() - started
+            return (env.tools(), dict(env.settings)), made, reset
+        finally:
+            env.close()
 
     # -- descriptions -------------------------------------------------------------
 
