@@ -361,11 +361,16 @@ class AsyncRemoteEnv:
 
         await self.connect()
         try:
-            await self._ws.send(orjson.dumps(message).decode())
-            raw = await asyncio.wait_for(self._ws.recv(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._ws.send(orjson.dumps(message).decode())
+                raw = await self._ws.recv()
         except ConnectionClosed as exc:
             raise RemoteError(
                 "CONNECTION_CLOSED", f"the server closed the session ({exc})"
+            ) from None
+        except TimeoutError:
+            raise RemoteError(
+                "TIMEOUT", f"no answer to a {message.get('type')} frame in {self._timeout} s"
             ) from None
         return _raise_for_error(orjson.loads(raw))
 

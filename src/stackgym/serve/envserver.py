@@ -85,10 +85,10 @@ class EnvServer:
                 log.exception("warming up env %s failed", env_id)
 
     async def stop(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            self._warm_up_task.cancel()
-            self._reaper = None
+        for task in (self._reaper, self._warm_up_task):
+            if task is not None:
+                task.cancel()
+        self._reaper = self._warm_up_task = None
         self.store.close_all()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -103,6 +103,7 @@ class EnvServer:
     # -- sessions ---------------------------------------------------------------
 
     def check_env_id(self, env_id: str) -> str:
+        """``env_id`` if this server serves it, else a 404 naming the ones it does."""
         if env_id not in self.served:
             raise ServeError(
                 "VALIDATION_ERROR",
@@ -113,9 +114,11 @@ class EnvServer:
         return env_id
 
     def open_session(self, env_id: str, transport: Literal["ws", "http", "mcp"]) -> Session:
+        """A new session of ``env_id`` (its env is made by the first reset)."""
         return self.store.open(self.check_env_id(env_id), transport)
 
     def close_session(self, session_id: str) -> bool:
+        """Close a session and release its env; False when it was not open."""
         return self.store.close(session_id)
 
     # -- env calls ----------------------------------------------------------------
