@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
+from mcp import Client
 from typer.testing import CliRunner
 
 import serve_envs  # noqa: F401  (registers the test envs in this process too)
@@ -44,6 +47,23 @@ def test_serve_all_with_a_token_from_the_environment(monkeypatch: pytest.MonkeyP
         with connect(url, "corridor") as env:  # the client reads the same variable
             assert env.reset(seed=1)[1]["length"] == 4
     assert "s3cr3t-Zq9" not in process.stderr.read().decode(), "the token is never printed"
+
+
+def test_mcp_over_streamable_http_from_the_command_line() -> None:
+    port = free_port()
+    args = ["mcp", "corridor", "--http", "--port", str(port), "--import", "serve_envs"]
+
+    async def play(url: str) -> tuple[list[str], float]:
+        async with Client(url, mode="legacy") as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            await client.call_tool("reset", {"seed": 0, "layout": "long"})
+            result = await client.call_tool("look", {})
+            return names, result.structured_content["reward"]
+
+    with serve_subprocess(args, f"http://127.0.0.1:{port}/mcp"):
+        names, reward = asyncio.run(play(f"http://127.0.0.1:{port}/mcp"))
+    assert names == ["reset", "state", "move", "look"]
+    assert reward == -0.05
 
 
 @pytest.mark.parametrize(
