@@ -13,7 +13,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from serve_harness import running_server
+from stackgym.core.registry import register, registry
 from stackgym.serve import ServeConfig
+from toy_env import Lockbox
 
 pytestmark = pytest.mark.xdist_group("serve-ws")
 
@@ -192,3 +194,51 @@ def test_fuzzed_http_bodies_get_a_4xx_with_a_reason_never_a_500(
         if answer.status_code != 200:
             assert answer.json()["detail"]
         assert http.get("/health").json()["status"] == "healthy"
+
+
+class Crashy(Lockbox):
+    """Lockbox whose guesses raise: an env bug the server must contain."""
+
+    env_id = "crashy"
+
+    def _step(self, action):
+        if action.type == "guess":
+            raise RuntimeError("boom")
+        return super()._step(action)
+
+
+@pytest.fixture
+def crashy() -> Iterator[str]:
+    register("crashy", "test_serve_websocket:Crashy")
+    yield "crashy"
+    registry.remove("crashy")
+
+
+def test_an_env_that_raises_gets_execution_error_and_others_keep_playing(crashy: str) -> None:
+    config = ServeConfig(envs=[{"env_id": crashy}, {"env_id": "lockbox"}])
+    with running_server(config) as base:
+        ws_base = base.replace("http://", "ws://")
+        with (
+            connect(f"{ws_base}/envs/crashy/ws") as bad,
+            connect(f"{ws_base}/envs/lockbox/ws") as good,
+        ):
+            ask(bad, {"type": "reset", "data": {"seed": 0}})
+            ask(good, {"type": "reset", "data": {"seed": 0}})
+            answer = ask(bad, {"type": "step", "data": {"type": "guess", "code": "123"}})
+            assert answer["data"]["code"] == "EXECUTION_ERROR"
+            assert "RuntimeError: boom" in answer["data"]["message"]
+            assert (
+                ask(good, {"type": "step", "data": {"type": "guess", "code": "123"}})["type"]
+                == "observation"
+            )
+            assert (
+                ask(bad, {"type": "step", "data": {"type": "reveal", "position": 0}})["type"]
+                == "observation"
+            )
+        http = httpx.post(f"{base}/envs/crashy/reset", json={"seed": 0}).json()
+        failed = httpx.post(
+            f"{base}/envs/crashy/step",
+            json={"session_id": http["session_id"], "action": {"type": "guess", "code": "000"}},
+        )
+        assert failed.status_code == 500
+        assert failed.json()["code"] == "EXECUTION_ERROR"
