@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from openenv.core.env_server.types import Action as OpenEnvAction
 from openenv.core.generic_client import GenericEnvClient
 
 from serve_harness import (
@@ -105,3 +106,19 @@ def test_openenv_client_is_refused_past_the_session_limit() -> None:
         # Closing frees the slots.
         with GenericEnvClient(base_url=url).sync() as again:
             assert again.reset(seed=0).observation["guesses_left"] == 3
+
+
+class OpenEnvReveal(OpenEnvAction):
+    """An action written against openenv-core's own Action base class."""
+
+    type: str = "reveal"
+    position: int
+
+
+def test_typed_openenv_actions_with_their_metadata_field_are_accepted(server_url: str) -> None:
+    with GenericEnvClient(base_url=f"{server_url}/envs/lockbox").sync() as client:
+        client.reset(seed=5)
+        result = client.step(OpenEnvReveal(position=1))
+    assert result.reward == -0.1
+    assert result.observation["error"] is None
+    assert "1" in result.observation["revealed"]

@@ -207,6 +207,8 @@ class EnvServer:
             raise session_error(
                 "this session has no episode yet", "send a reset before the first step", 409
             )
+        if isinstance(action, dict) and "metadata" in action:
+            action = _without_openenv_metadata(env, action)
         if self.config.reject_invalid_actions:
             try:
                 action = env.action_set.parse(action)
@@ -314,3 +316,17 @@ class EnvServer:
             "sessions": len(self.store),
             "max_sessions": self.config.max_sessions,
         }
+
+
+def _without_openenv_metadata(env: Env, action: dict[str, Any]) -> dict[str, Any]:
+    """Drop the ``metadata`` every OpenEnv ``Action`` carries, unless the tool declares one.
+
+    A typed OpenEnv client sends ``action.model_dump()``, which includes the
+    base class's ``metadata`` field; stackgym actions forbid unknown fields.
+    """
+    for action_type in env.action_set.types:
+        if action_type.tool_name == action.get("type"):
+            if "metadata" not in action_type.model_fields:
+                return {k: v for k, v in action.items() if k != "metadata"}
+            break
+    return action
