@@ -370,6 +370,7 @@ class _WebSocketEndpoint:
                 message = await receive()
                 if message["type"] != "websocket.receive":
                     break
+                session.touch()  # any frame keeps the session alive
                 raw = message.get("text")
                 if raw is None:
                     raw = message.get("bytes") or b""
