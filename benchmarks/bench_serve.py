@@ -108,11 +108,69 @@ def _free_port() -> int:
 
 
 def serve_main(env_id: str, port: int, max_sessions: int) -> None:
-    """The server process."""
+    """The server process (``--env floor``: the transport floor, below)."""
     _register_toy()
     from stackgym.serve import ServeConfig, run_server
 
-    run_server(ServeConfig.for_env(env_id, port=port, max_sessions=max_sessions))
+    served = "lockbox" if env_id == "floor" else env_id
+    config = ServeConfig.for_env(served, port=port, max_sessions=max_sessions)
+    if env_id != "floor":
+        run_server(config)
+        return
+    import uvicorn
+
+    from stackgym.serve.runner import uvicorn_options
+
+    uvicorn.run(_floor_app, **uvicorn_options(config))
+
+
+#: What the floor server answers to every frame: a typical step payload.
+FLOOR_REPLY = json.dumps(
+    {
+        "type": "observation",
+        "data": {
+            "observation": {"text": "digit 0 is 3", "done": False, "reward": -0.1},
+            "reward": -0.1,
+            "done": False,
+            "terminated": False,
+            "truncated": False,
+            "info": {},
+        },
+    }
+)
+
+
+async def _floor_app(scope: dict, receive: Any, send: Any) -> None:
+    """The transport floor: uvicorn with our settings, answering a fixed frame, no env.
+
+    The gap between it and the real server is what stackgym adds per frame.
+    """
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": FLOOR_REPLY})
+
+
+def frame_round_trip(url: str, env_id: str, action: dict, frames: int):
+    """Frames/s and p50 of one blocking client sending step frames back to back."""
+    from stackgym.client import _BlockingWebSocket
+
+    path = "/ws" if env_id == "floor" else f"/envs/{env_id}/ws"
+    ws = _BlockingWebSocket(url.replace("http", "ws") + path, {}, 30)
+    if env_id != "floor":
+        ws.request({"type": "reset", "data": {"seed": 0}})
+    message = {"type": "step", "data": action}
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(frames):
+        t = time.perf_counter()
+        ws.request(message)
+        latencies.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    ws.close()
+    return frames / elapsed, statistics.median(latencies) * 1000, frames
 
 
 class Server:
@@ -138,8 +196,8 @@ class Server:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
+                httpx.get(f"{self.url}/health", timeout=1)
+                return  # any answer: it is listening
             except httpx.TransportError:
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -445,6 +503,8 @@ def client_main(task: str, url: str, env_id: str, args: dict[str, Any]) -> None:
         out = stackgym_sync_throughput(url, env_id, policy, args["steps"])
     elif task == "http":
         out = http_throughput(url, env_id, policy, args["steps"], args["client"])
+    elif task == "frames":
+        out = frame_round_trip(url, env_id, policy[0], args["frames"])
     elif task == "session":
         out = session_creation(url, env_id, args["count"])
     elif task == "sessions":
@@ -594,6 +654,16 @@ def main() -> None:
                         ORIGINAL["http"] if client == "stdlib" else "",
                     )
                 )
+        frames = 600 if options.quick else 5000
+        figure = best("frames", repeat, server, env_id, policy=short, frames=frames)
+        rows.append(
+            (
+                "WebSocket frame round trip, 1 blocking client, step frames only",
+                "",
+                figure.replace("steps/s", "frames/s"),
+                "",
+            )
+        )
         http_p50, ws_p50 = min(
             (
                 measure("session", server.url, env_id, count=100 if options.quick else 500)
@@ -619,6 +689,21 @@ def main() -> None:
         )
     finally:
         server.stop()
+
+    # The transport floor: the same uvicorn settings and client, no env, no stackgym.
+    floor = Server("floor")
+    try:
+        figure = best("frames", repeat, floor, "floor", policy=short, frames=frames)
+        rows.append(
+            (
+                "transport floor: uvicorn answering a fixed frame, same client",
+                "",
+                figure.replace("steps/s", "frames/s").replace("a step", "a frame"),
+                "",
+            )
+        )
+    finally:
+        floor.stop()
 
     # 256 sessions at once: a fresh server, so its memory is not the throughput runs'.
     server = Server(env_id, max_sessions=256)
