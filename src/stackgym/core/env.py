@@ -101,13 +101,19 @@ class Env(ABC):
     # -- the protocol ---------------------------------------------------------
 
     def reset(
-        self, seed: int | None = None, options: dict[str, Any] | None = None
+        self,
+        seed: int | None = None,
+        options: dict[str, Any] | None = None,
+        *,
+        episode_id: str | None = None,
     ) -> tuple[Observation, dict[str, Any]]:
         """Start a new episode.
 
         The same ``seed`` (and options) gives the same episode. Without a seed,
         the next seed is drawn from the generator seeded by the last explicit
         seed (Gymnasium's rule), so a sequence of resets is reproducible too.
+        ``episode_id`` names the episode (a served env takes it from the
+        client, as OpenEnv does); without it a fresh id is drawn.
         """
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -129,7 +135,7 @@ class Env(ABC):
             episode_seed = self._seed_source.getrandbits(31)
         self._seed = episode_seed
         # 32 random hex digits, like uuid4().hex but a third of the cost.
-        self._episode_id = secrets.token_hex(16)
+        self._episode_id = episode_id or secrets.token_hex(16)
         self._step_count = 0
         self._total_reward = 0.0
         self._done = False
