@@ -39,6 +39,9 @@ def run(
     concurrency: int | None = typer.Option(
         None, "--concurrency", "-c", min=1, help="Override the spec's concurrency."
     ),
+    env_url: str | None = typer.Option(
+        None, "--env-url", help="Play against the env served at this URL (`stackgym serve`)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run an experiment: parity check, preflight, then every run with progress.
@@ -58,6 +61,7 @@ def run(
             resume_only=resume,
             retry_errors=retry_errors,
             concurrency=concurrency,
+            env_url=env_url,
             console=err_console,
         )
     except RunInterrupted as exc:

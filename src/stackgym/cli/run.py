@@ -86,6 +86,9 @@ def run(
     concurrency: int = typer.Option(
         1, "--concurrency", "-c", min=1, help="Episodes played at once (LLM agents gain most)."
     ),
+    env_url: str | None = typer.Option(
+        None, "--env-url", help="Play against the env served at this URL (`stackgym serve`)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Play episodes of one agent in one environment.
@@ -97,15 +100,14 @@ def run(
     """
     from stackgym.agents.llm import LLMSettings, is_llm_agent
     from stackgym.core.agents import make_agent
-    from stackgym.core.registry import make
     from stackgym.core.results import ResultStore
     from stackgym.core.traces import TraceStore
     from stackgym.harness import loop
     from stackgym.harness.plan import PlannedRun
-    from stackgym.harness.runner import Runner
+    from stackgym.harness.runner import Runner, open_env
 
     options = {**env_options_from_args(list(ctx.args)), **parse_options(option)}
-    make(env_id, **options).close()  # bad env ids and options fail before anything runs
+    open_env(env_id, options, env_url).close()  # bad ids, options, URLs fail before any run
     llm = LLMSettings() if is_llm_agent(agent) else None
     make_agent(agent, env_id, **({"settings": llm} if llm else {})).close()
     results = ResultStore(out) if out else None
@@ -120,6 +122,7 @@ def run(
             seed=episode_seed,
             settings=options,
             llm=llm,
+            env_url=env_url,
         )
         for episode_seed in range(seed, seed + episodes)
     ]

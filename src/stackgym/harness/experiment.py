@@ -40,7 +40,6 @@ from rich.console import Console
 from stackgym.agents.llm import is_llm_agent
 from stackgym.core.agents import make_agent
 from stackgym.core.errors import ConfigError, StackgymError
-from stackgym.core.registry import make
 from stackgym.core.results import RunRecord, run_record_from_episode
 from stackgym.harness import loop
 from stackgym.harness.folder import (
@@ -57,7 +56,14 @@ from stackgym.harness.names import check_names
 from stackgym.harness.parity import check_parity, resolve_all, snapshot_differences
 from stackgym.harness.plan import PlannedRun, llm_settings, plan_runs
 from stackgym.harness.progress import ProgressView, stats_line
-from stackgym.harness.runner import SLOW_RESET_S, EnvThreadPolicy, Runner, Tally, options_key
+from stackgym.harness.runner import (
+    SLOW_RESET_S,
+    EnvThreadPolicy,
+    Runner,
+    Tally,
+    open_env,
+    options_key,
+)
 from stackgym.harness.spec import ExperimentSpec, LoadedSpec
 
 log = logging.getLogger("stackgym.harness")
@@ -71,6 +77,7 @@ RESUMABLE_CHANGES = {
     "timeouts",
     "retries",
     "env_thread",
+    "env_url",
     "gate",
     "runs",
 }
@@ -154,7 +161,7 @@ def preflight_envs(
             continue
         seen.add(key)
         try:
-            env = make(run.env_id, **run.options)
+            env = open_env(run.env_id, run.options, run.env_url)
             try:
                 env.reset(seed=seed)
                 started = time.perf_counter()  # the second reset is the warm one
@@ -244,12 +251,15 @@ async def arun_experiment(
     resume_only: bool = False,
     retry_errors: bool = False,
     concurrency: int | None = None,
+    env_url: str | None = None,
     console: Console | None = None,
 ) -> ExperimentOutcome:
     """Run (or resume) ``spec`` into ``out``; see the module docstring for the steps."""
     out = Path(out)
     if concurrency is not None:
         spec = spec.model_copy(update={"concurrency": concurrency})
+    if env_url is not None:
+        spec = spec.model_copy(update={"env_url": env_url})
     check_names(spec)
     refuse_broken_parity(spec)
     parity = check_parity(spec)
@@ -472,6 +482,7 @@ async def arun_spec(
     resume_only: bool = False,
     retry_errors: bool = False,
     concurrency: int | None = None,
+    env_url: str | None = None,
     console: Console | None = None,
 ) -> list[ExperimentOutcome]:
     """Run a loaded spec: one experiment into ``out``, or a suite into ``out/<name>/``."""
@@ -484,6 +495,7 @@ async def arun_spec(
             resume_only=resume_only,
             retry_errors=retry_errors,
             concurrency=concurrency,
+            env_url=env_url,
             console=console,
         )
         if outcome.interrupted:
@@ -515,6 +527,7 @@ async def arun_spec(
                 resume_only=resume_only and (out / experiment.name / EXPERIMENT_FILE).is_file(),
                 retry_errors=retry_errors,
                 concurrency=concurrency,
+                env_url=env_url,
                 console=console,
             )
             outcomes.append(outcome)

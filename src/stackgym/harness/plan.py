@@ -45,6 +45,8 @@ class PlannedRun:
     #: LLM call settings (LLM agents only).
     llm: LLMSettings | None = None
     max_steps: int = 1000
+    #: Play against the env served at this URL instead of in-process.
+    env_url: str | None = None
 
 
 def llm_settings(spec: ExperimentSpec, resolved: ResolvedCondition) -> LLMSettings:
@@ -114,6 +116,7 @@ def plan_runs(spec: ExperimentSpec) -> list[PlannedRun]:
                 settings=settings,
                 llm=llm if is_llm else None,
                 max_steps=condition.stopping.max_steps,
+                env_url=spec.env_url,
             )
         )
     return _ordered(runs)

@@ -39,6 +39,7 @@ from typing import Any, Literal
 from stackgym.agents.llm import ClientPool, is_llm_agent
 from stackgym.core.agents import Agent, make_agent
 from stackgym.core.env import Env
+from stackgym.core.errors import InfraError
 from stackgym.core.registry import make
 from stackgym.core.results import ResultStore, RunRecord, run_record_from_episode
 from stackgym.core.rollout import arun_episode
@@ -55,6 +56,27 @@ SLOW_STEP_S = 0.02
 ENVS_PER_WORKER = 4
 
 EnvThread = Literal["auto", "always", "never"]
+
+
+def open_env(env_id: str, options: dict[str, Any], env_url: str | None = None) -> Env:
+    """``make(env_id, **options)``, or a session on the served env at ``env_url``.
+
+    The one place runs get their env, so an experiment plays the same way
+    in-process and against `stackgym serve` (``--env-url``). Scripted
+    baselines that read an env's internals (``oracle``, ``heuristic``) need the
+    in-process env; LLM agents only need its tools.
+    """
+    if env_url is None:
+        return make(env_id, **options)
+    from stackgym.client import remote_env  # needs the `serve` extra
+
+    try:
+        return remote_env(env_url, env_id, **options)  # type: ignore[return-value]
+    except OSError as exc:
+        raise InfraError(
+            f"cannot reach the env server at {env_url}: {exc}",
+            f"start it with `stackgym serve {env_id}` or fix --env-url",
+        ) from None
 
 
 def options_key(env_id: str, options: dict[str, Any]) -> str:
@@ -147,7 +169,7 @@ class _WorkerEnvs:
         if env is not None:
             self._envs.move_to_end(slot)
             return env
-        env = await self._call(threaded, partial(make, run.env_id, **run.options))
+        env = await self._call(threaded, partial(open_env, run.env_id, run.options, run.env_url))
         self._envs[slot] = env
         while len(self._envs) > ENVS_PER_WORKER:
             (_, old_threaded), old = self._envs.popitem(last=False)
@@ -257,7 +279,8 @@ class Runner:
 
     async def _play(self, planned: PlannedRun, envs: _WorkerEnvs) -> tuple[RunRecord, bool]:
         key = options_key(planned.env_id, planned.options)
-        threaded = self.policy.threaded(planned.env_id)
+        # a remote env blocks on its socket: keep it off the event loop
+        threaded = self.policy.threaded(planned.env_id) or planned.env_url is not None
         agent: Agent | None = None
         try:
             env = await envs.get(key, threaded, planned)

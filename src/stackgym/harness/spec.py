@@ -174,6 +174,8 @@ class ExperimentSpec(_Strict):
     retries: Retries = Retries()
     #: Where env work runs: ``auto`` measures (a thread per worker for slow envs).
     env_thread: Literal["auto", "always", "never"] = "auto"
+    #: Play against the env served at this URL (``stackgym serve``) instead of in-process.
+    env_url: str | None = Field(default=None, pattern=r"^(https?|wss?)://")
     gate: Gate | None = None
 
     @field_validator("conditions", mode="before")
