@@ -14,21 +14,12 @@ import numpy as np
 from stackgym.analysis.aggregate import RunTable
 from stackgym.analysis.compare import rate
 from stackgym.analysis.summary import LayerReads, SurfaceRow, SurfaceSummary
+from stackgym.sandboxes.manifest import LAYERS
 
 READS_PREFIX = "reads_"
 APP, WAREHOUSE = "touched_app_surface", "touched_warehouse_surface"
 #: The layers of SPEC section 3, in the order reports list them; others follow, sorted.
-LAYER_ORDER = (
-    "app_code",
-    "orm_schema",
-    "app_db",
-    "warehouse_raw",
-    "dbt_staging",
-    "dbt_marts",
-    "dbt_docs",
-    "mock_api",
-    "etl_log",
-)
+LAYER_ORDER = LAYERS
 
 
 def surface_summary(table: RunTable, realistic: str | None = None) -> SurfaceSummary | None:
