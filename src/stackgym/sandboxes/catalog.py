@@ -90,6 +90,10 @@ class Sandbox:
 
     def oracle_file(self, task: str) -> Path:
         """The oracle answer of ``task`` (a data file in the catalog)."""
+        if self.manifest.oracle is None:
+            raise ConfigError(
+                f"sandbox {self.id!r} has no oracle answers (it takes no answer file)"
+            )
         return self.find(self.manifest.oracle.format(task=task))
 
     def naive_answers(self, task: str | None = None) -> list[tuple[NaiveAnswer, Path]]:
