@@ -33,7 +33,7 @@ from stackgym.core.agents import Agent
 from stackgym.core.env import Env
 from stackgym.core.errors import ConfigError
 from stackgym.core.models import Action, Observation
-from stackgym.data import metric_tasks
+from stackgym.data import DEFAULT_ANCHOR, metric_tasks
 from stackgym.envs.troubleshoot.models import (
     Bug,
     CheckApi,
@@ -301,7 +301,7 @@ class HeuristicAgent(Agent):
     def _investigate(self, first: Observation) -> Investigation:
         book = playbooks().heuristic
         found = re.search(r"Today is (\d{4}-\d{2}-\d{2})", first.text)
-        today = _day(found.group(1)) if found else date.today()
+        today = _day(found.group(1)) if found else DEFAULT_ANCHOR.date()
         now = _unix(datetime.combine(today, datetime.min.time()))
         symptom = getattr(first, "symptom", "") or first.text
         metric = next(
@@ -349,10 +349,10 @@ class HeuristicAgent(Agent):
         api_rows = _total(observation)
         counts: dict[str, dict[str, Any]] = {}
         for layer in layers:
-            spec = probe.layers.get(layer)
-            if spec is None:
+            query = probe.layers.get(layer)
+            if query is None:
                 continue
-            observation = yield QueryDb(database=spec.database, sql=_fill(spec.sql, {}))
+            observation = yield QueryDb(database=query.database, sql=_fill(query.sql, {}))
             row = _first_row(observation)
             if row is not None:
                 counts[layer] = row
@@ -408,10 +408,10 @@ class HeuristicAgent(Agent):
         values = _window_values(*window)
         origin: dict[str, Any] | None = None
         for layer in layers:
-            spec = probe.layers.get(layer)
-            if spec is None:
+            query = probe.layers.get(layer)
+            if query is None:
                 continue
-            observation = yield QueryDb(database=spec.database, sql=_fill(spec.sql, values))
+            observation = yield QueryDb(database=query.database, sql=_fill(query.sql, values))
             row = _first_row(observation)
             if layer == "app_db":
                 origin = row

@@ -34,10 +34,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stackgym.core.errors import ConfigError
 from stackgym.data import TABLE_NAMES, BugDiagnosis
@@ -384,3 +391,55 @@ def grade(diagnosis: Diagnosis, truth: Truth, rules: RubricRules | None = None) 
         source=_source(diagnosis, truth, rules),
         window_jaccard=None if score is None else round(score, 4),
     )
+
+
+# -- the labelled set -----------------------------------------------------------
+
+LABELLED_FILE = Path(__file__).with_name("diagnoses.yaml")
+
+
+class LabelledDiagnosis(BaseModel):
+    """One diagnosis with the verdict the rubric must give it."""
+
+    model_config = _Strict
+
+    id: str
+    truth: str
+    kind: Literal["correct", "partial", "wrong", "adversarial"]
+    passes: bool
+    #: Expected verdicts of single criteria, where the entry is about them.
+    criteria: dict[Literal["table", "mechanism", "window", "source"], bool] = Field(
+        default_factory=dict
+    )
+    submission: Diagnosis
+
+
+class LabelledSet(BaseModel):
+    """``diagnoses.yaml``: truths and the labelled diagnoses graded against them."""
+
+    model_config = _Strict
+
+    truths: dict[str, Truth]
+    diagnoses: list[LabelledDiagnosis] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LabelledSet:
+        ids = [d.id for d in self.diagnoses]
+        if len(set(ids)) != len(ids):
+            raise ValueError("diagnosis ids must be unique")
+        unknown = sorted({d.truth for d in self.diagnoses} - set(self.truths))
+        if unknown:
+            raise ValueError(f"diagnoses name unknown truths: {', '.join(unknown)}")
+        wrong = [d.id for d in self.diagnoses if d.kind == "adversarial" and d.passes]
+        if wrong:
+            raise ValueError(f"adversarial diagnoses must be labelled to fail: {', '.join(wrong)}")
+        return self
+
+
+@cache
+def labelled_set() -> LabelledSet:
+    """The labelled diagnoses, loaded and validated once."""
+    try:
+        return LabelledSet.model_validate(yaml.safe_load(LABELLED_FILE.read_text()))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"{LABELLED_FILE} is invalid: {exc}") from None
