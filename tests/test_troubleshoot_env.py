@@ -9,10 +9,10 @@ import pyarrow.compute as pc
 import pytest
 
 import stackgym
+from stackgym.agents.fake_provider import FakeProvider, Reply
+from stackgym.agents.llm import LLMAgent, LLMSettings, Provider
 from stackgym.core import TraceStore, UnknownNameError, check_env, run_episode
-from stackgym.core.agents import Agent, AgentTurn
 from stackgym.core.errors import ConfigError
-from stackgym.core.traces import Usage
 from stackgym.data import DatasetSpec, dataset_for
 from stackgym.envs.troubleshoot.metrics import metrics_from_trace, summarise
 from stackgym.harness.spec import load_spec
@@ -331,42 +331,40 @@ def test_exploration_metrics_count_what_the_agent_touched(make):
     assert metrics["tool_errors"] == 1 and metrics["passed"]
 
 
-class _Scripted(Agent):
-    """Plays fixed actions and reports 100 + 10 tokens per call, as an LLM agent would."""
-
-    name = "scripted"
-
-    def __init__(self, actions):
-        self.actions = list(actions)
-
-    def act(self, observation):
-        return AgentTurn(
-            action=self.actions.pop(0),
-            usage=Usage(prompt_tokens=100, completion_tokens=10, calls=1),
-        )
-
-
 def test_metrics_recomputed_from_a_trace_match_the_env_and_add_llm_tokens(make, tmp_path):
+    """An LLM agent (real openai client, fake provider on 127.0.0.1) investigates and submits."""
     env = make(sandbox="troubleshoot-warehouse")
-    actions = [
-        {
-            "type": "query_db",
-            "database": "warehouse",
-            "sql": "select count(*) from raw.stripe_invoices",
-        },
-        {"type": "query_db", "database": "warehouse", "sql": "select * from marts.fct_mrr limit 1"},
-        {"type": "check_api", "resource": "invoices", "limit": 1},
-        {
-            "type": "submit_diagnosis",
-            "diagnosis": "duplicates",
-            "table": "invoices",
-            "window_start": "2025-11-20",
-            "window_end": "2025-11-22",
-            "source": "etl",
-        },
+    usage = [(900, 40), (1_100, 35), (1_300, 50), (1_500, 120)]
+    calls = [
+        ("query_db", {"database": "warehouse", "sql": "select count(*) from raw.stripe_invoices"}),
+        ("query_db", {"database": "warehouse", "sql": "select * from marts.fct_mrr limit 1"}),
+        ("check_api", {"resource": "invoices", "limit": 1}),
+        (
+            "submit_diagnosis",
+            {
+                "diagnosis": "duplicates",
+                "table": "invoices",
+                "window_start": "2025-11-20",
+                "window_end": "2025-11-22",
+                "source": "etl",
+            },
+        ),
+    ]
+    script = [
+        Reply.tool(name, args, prompt_tokens=p, completion_tokens=c)
+        for (name, args), (p, c) in zip(calls, usage, strict=True)
     ]
     store = TraceStore(tmp_path)
-    episode = run_episode(env, _Scripted(actions), seed=0, traces=store)
+    with FakeProvider(script) as provider:
+        agent = LLMAgent(
+            "fake-model",
+            Provider("openai", provider.url, "OPENAI_API_KEY", "sk-test"),
+            settings=LLMSettings(call_timeout_s=10),
+        )
+        try:
+            episode = run_episode(env, agent, seed=0, traces=store)
+        finally:
+            agent.close()
     store.close()
     [read] = list(TraceStore(tmp_path).episodes())
     recomputed = metrics_from_trace(read)
@@ -380,8 +378,8 @@ def test_metrics_recomputed_from_a_trace_match_the_env_and_add_llm_tokens(make, 
         "reads_dbt_marts",
     ):
         assert recomputed[key] == recorded[key], key
-    assert recorded["tokens_to_diagnosis"] is None
-    assert recomputed["tokens_to_diagnosis"] == 4 * 110
+    assert recorded["actions_before_diagnosis"] == 3 and recorded["tokens_to_diagnosis"] is None
+    assert recomputed["tokens_to_diagnosis"] == sum(p + c for p, c in usage)
     assert recorded["unnecessary_actions"] == 1  # fct_mrr reads subscriptions, not invoices
     assert recorded["touched_warehouse_surface"] and not recorded["touched_app_surface"]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -145,19 +144,15 @@ def assemble(sandbox: Sandbox, tree: Path) -> None:
 def _custom_database(sandbox: Sandbox, spec: DatabaseSpec, dataset: Dataset, cache: Path) -> Path:
     """A ``build: custom`` database, built once per (snapshot, sandbox content, builder)."""
     assert spec.builder is not None
+    key = hashlib.sha256(f"{spec.builder}\n{sandbox.content_hash}".encode()).hexdigest()[:16]
+    folder = cache / "custom" / f"{dataset.snapshot[:16]}-{key}"
+    name = PurePosixPath(spec.path).name
     try:
         function = load_object(spec.builder)
     except (ImportError, ValueError) as exc:
         raise BuildError(
             f"sandbox {sandbox.id!r}: cannot load builder {spec.builder!r}: {exc}"
         ) from None
-    # the builder's own source enters the key, so changing it rebuilds its databases
-    digest = hashlib.sha256(f"{spec.builder}\n{sandbox.content_hash}\n".encode())
-    source = getattr(sys.modules.get(getattr(function, "__module__", "")), "__file__", None)
-    if source and Path(source).is_file():
-        digest.update(Path(source).read_bytes())
-    folder = cache / "custom" / f"{dataset.snapshot[:16]}-{digest.hexdigest()[:16]}"
-    name = PurePosixPath(spec.path).name
     return built_once(folder, name, lambda staging: function(dataset, staging / name))
 
 
