@@ -299,6 +299,7 @@ def test_exploration_metrics_count_what_the_agent_touched(make):
     env.reset(seed=0)
     actions = [
         {"type": "list_files"},  # orientation: necessary, no layer
+        {"type": "query_db", "sql": "select name from sqlite_master"},  # orientation too
         {"type": "query_db", "sql": "select count(*) from invoices"},  # on the path
         {"type": "query_db", "sql": "select count(*) from users"},  # off: users
         {"type": "query_db", "sql": "select count(*) from invoices"},  # a repeat
@@ -321,13 +322,13 @@ def test_exploration_metrics_count_what_the_agent_touched(make):
         source="invoices_sync re-run",
     )
     metrics = result.info["outcome"]["metrics"]
-    assert metrics["actions_before_diagnosis"] == 10
+    assert metrics["actions_before_diagnosis"] == 11
     assert metrics["unnecessary_actions"] == 5
-    assert metrics["unnecessary_exploration_rate"] == 0.5
+    assert metrics["unnecessary_exploration_rate"] == 5 / 11
     assert metrics["components_audited"] == 4  # app_db, mock_api, etl_log, orm_schema
     assert metrics["components_total"] == 5
     assert metrics["tables_queried"] == 2  # app:main.invoices, app:main.users
-    assert (metrics["sql_queries"], metrics["api_calls"], metrics["etl_log_calls"]) == (4, 2, 2)
+    assert (metrics["sql_queries"], metrics["api_calls"], metrics["etl_log_calls"]) == (5, 2, 2)
     assert metrics["tool_errors"] == 1 and metrics["passed"]
 
 

@@ -112,3 +112,26 @@ def test_changing_a_custom_builders_code_rebuilds_its_database(tmp_path, monkeyp
     sys.modules.pop("tsg_probe_builder", None)
     again = Catalog([root, CATALOG_ROOT, BUILTIN_CATALOG]).get("probe").build(SMALL)
     assert rows(again.tree / "probe.db", "select v from version") == [(2,)]
+
+
+def test_the_app_code_the_agent_reads_type_checks_against_the_generated_schema(build, tmp_path):
+    """The sync jobs and billing report are code an engineer could run: strict tsc accepts them."""
+    import os
+    import shutil
+    import subprocess
+
+    from stackgym.sandboxes.node import node_binary, node_modules, tsc_script
+
+    tree = tmp_path / "app"
+    shutil.copytree(build.tree, tree, ignore=shutil.ignore_patterns("*.db"))
+    os.symlink(node_modules(), tree / "node_modules", target_is_directory=True)
+    checked = subprocess.run(
+        [node_binary(), str(tsc_script()), "--noEmit", "--pretty", "false", "-p", "tsconfig.json"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert {"src/jobs/stripe-sync.ts", "src/services/billing-report.ts"} <= set(build.files)

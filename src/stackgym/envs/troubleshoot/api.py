@@ -127,7 +127,12 @@ class BillingApi:
 
     def __init__(self, store: Path, definition: ApiDefinition | None = None) -> None:
         self.definition = definition or api_definition()
-        self._db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, check_same_thread=False)
+        # a published build file that nothing writes again: immutable skips locking
+        self._db = sqlite3.connect(
+            f"{Path(store).resolve().as_uri()}?mode=ro&immutable=1",
+            uri=True,
+            check_same_thread=False,
+        )
 
     def close(self) -> None:
         self._db.close()

@@ -64,6 +64,11 @@ QUERYABLE_LAYERS = ("app_db", "warehouse_raw")
 #: The symptom names the first affected metric in this order.
 SYMPTOM_ORDER = ("active_user_arpu", "avg_org_ltv", "org_churn_rate")
 _TEMPLATE = re.compile(r"\{(\w+)\}")
+#: Queries of a database's own catalog (which tables and columns exist).
+CATALOG_QUERY = re.compile(
+    r"(?i)\b(information_schema|sqlite_master|sqlite_schema|duckdb_tables|duckdb_columns|"
+    r"duckdb_views|table_info|show_tables)\b"
+)
 #: Queries and API calls the env checker and the random baseline draw from.
 EXAMPLE_SQL = {
     "app": (
@@ -383,6 +388,8 @@ class TroubleshootEnv(Env):
             accesses.append(Access("query", f"{name}:{obj}", spec.layer_of(schema)))
             derived = lineage.get(obj) or {t for t in (table_name(table),) if t}
             evidence = evidence or self._truth.table in derived
+        if not result.tables and CATALOG_QUERY.search(action.sql):
+            evidence = True  # listing the database's tables is orientation, like list_files
         data = {
             "database": name,
             "columns": list(result.columns),

@@ -26,7 +26,8 @@ Definitions (per episode; :func:`summarise` aggregates):
   evidence path (a query reading nothing derived from the bugged table, an
   API call on a resource that is not its source of truth, an ETL-log call
   filtered to another job, a file that never mentions the table). Listing
-  files is orientation and counts as necessary unless repeated.
+  files or a database's catalog (``information_schema``, ``sqlite_master``)
+  is orientation and counts as necessary unless repeated.
 """
 
 from __future__ import annotations

@@ -48,7 +48,12 @@ class EtlRunHistory:
     """The run history in one store file."""
 
     def __init__(self, store: Path) -> None:
-        self._db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, check_same_thread=False)
+        # a published build file that nothing writes again: immutable skips locking
+        self._db = sqlite3.connect(
+            f"{Path(store).resolve().as_uri()}?mode=ro&immutable=1",
+            uri=True,
+            check_same_thread=False,
+        )
         self.jobs = tuple(
             r[0] for r in self._db.execute("SELECT DISTINCT job FROM runs ORDER BY 1")
         )
