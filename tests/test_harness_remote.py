@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from serve_harness import running_server
 from stackgym.cli import app
 from stackgym.core import Agent, ResultStore
-from stackgym.core.agents import register_agent
+from stackgym.core.agents import register_agent, unregister_agent
 from stackgym.harness.experiment import run_experiment
 from stackgym.harness.spec import ExperimentSpec
 from stackgym.serve import ServeConfig
@@ -45,7 +45,14 @@ class ReadsOnlyObservations(Agent):
         }
 
 
-register_agent("stack_doctor", "reads-observations", "test_harness_remote:ReadsOnlyObservations")
+@pytest.fixture(scope="module", autouse=True)
+def observation_agent():
+    """Registered only while this module runs: `eval --table` elsewhere plays every agent."""
+    register_agent(
+        "stack_doctor", "reads-observations", "test_harness_remote:ReadsOnlyObservations"
+    )
+    yield
+    unregister_agent("stack_doctor", "reads-observations")
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,11 @@ def register_agent(env_id: str, name: str, factory: str, description: str = "") 
     _AGENTS[(env_id, name)] = (factory, description)
 
 
+def unregister_agent(env_id: str, name: str) -> None:
+    """Forget agent ``name`` of ``env_id`` (tests and plugins that clean up)."""
+    _AGENTS.pop((env_id, name), None)
+
+
 def register_agent_family(prefix: str, factory: str, description: str = "") -> None:
     """Register ``prefix:ARG`` agents; the factory is called as ``factory(ARG, env_id, **kw)``."""
     _FAMILIES[prefix] = (factory, description)

@@ -36,9 +36,13 @@ def _python_columns(table: pa.Table, name: str) -> list[list[object]]:
     return columns
 
 
-def write_app_db(dataset: Dataset, out: Path) -> None:
-    """Write the eleven tables of ``dataset`` into a new SQLite file ``out``."""
-    statements = sqlite_ddl()
+def write_app_db(dataset: Dataset, out: Path, ddl: list[str] | None = None) -> None:
+    """Write the eleven tables of ``dataset`` into a new SQLite file ``out``.
+
+    ``ddl`` replaces the generated DDL (:func:`codegen.sqlite_ddl`) for
+    databases built by other environments, e.g. with a constraint relaxed.
+    """
+    statements = sqlite_ddl() if ddl is None else ddl
     tables = [s for s in statements if s.startswith("CREATE TABLE")]
     indexes = [s for s in statements if s.startswith("CREATE INDEX")]
     db = sqlite3.connect(out)

@@ -10,6 +10,7 @@ environment can keep its own sandboxes and still extend or overlay these.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -90,6 +91,10 @@ class Sandbox:
 
     def oracle_file(self, task: str) -> Path:
         """The oracle answer of ``task`` (a data file in the catalog)."""
+        if self.manifest.oracle is None:
+            raise ConfigError(
+                f"sandbox {self.id!r} has no oracle answers (it takes no answer file)"
+            )
         return self.find(self.manifest.oracle.format(task=task))
 
     def naive_answers(self, task: str | None = None) -> list[tuple[NaiveAnswer, Path]]:
@@ -124,10 +129,27 @@ def _content_hash(sandbox: Sandbox) -> str:
     here = Path(__file__).resolve().parent
     for name in _BUILDER_SOURCES:
         digest.update((here / name).read_bytes())
+    for database in sandbox.manifest.databases.values():
+        if database.builder is not None:
+            # a custom builder's code shapes its database as much as the manifest does
+            digest.update(f"\nbuilder {database.builder}\n".encode())
+            digest.update(_module_source(database.builder.partition(":")[0]))
     from stackgym.data import table_schemas
 
     digest.update(json.dumps({k: v.model_dump() for k, v in table_schemas().items()}).encode())
     return digest.hexdigest()
+
+
+def _module_source(module: str) -> bytes:
+    """The source bytes of ``module`` (found, not imported); empty when it has no file."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    origin = spec.origin if spec is not None else None
+    if origin is None or not Path(origin).is_file():
+        return b""
+    return Path(origin).read_bytes()
 
 
 class Catalog:

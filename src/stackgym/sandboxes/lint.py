@@ -57,7 +57,7 @@ def _lint_sql(workspace: Workspace, relative: str, text: str) -> list[str]:
         problems.append(f"sqlfluff could not lint the file: {exc}")
     for v in violations:
         problems.append(f"sqlfluff line {v['start_line_no']}: {v['code']} {v['description']}")
-    sql = workspace.sql(workspace.manifest.answer.database)
+    sql = workspace.sql(workspace.manifest.require_answer().database)
     try:
         sql.explain(render_sql(text, sql))
     except RenderError as exc:
@@ -99,7 +99,7 @@ def _lint_python(relative: str, text: str) -> list[str]:
 
 def lint_answer(workspace: Workspace, task: str) -> LintReport:
     """Lint the answer file of ``task`` (a missing file is itself the problem)."""
-    spec = workspace.manifest.answer
+    spec = workspace.manifest.require_answer()
     relative = spec.path_for(task)
     path = workspace.root / relative
     report = LintReport(relative)

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stackgym.core.errors import ConfigError
+
 #: Every layer a file or database object can belong to (SPEC section 3).
 Layer = Literal[
     "app_code",
@@ -238,9 +240,12 @@ class SandboxManifest(BaseModel):
     databases: dict[str, DatabaseSpec] = Field(default_factory=dict)
     surface: list[SurfaceRule]
     context_files: list[RelPath]
-    answer: AnswerSpec
+    #: Where answers go and how they run; None for sandboxes of environments
+    #: that grade through a tool call instead of an answer file (troubleshoot).
+    answer: AnswerSpec | None = None
     prompts: Prompts
-    oracle: str
+    #: The oracle answer file per task (``oracle/{task}.sql``); None without ``answer``.
+    oracle: str | None = None
     naive: list[NaiveAnswer] = Field(default_factory=list)
 
     @field_validator("context_files")
@@ -252,12 +257,16 @@ class SandboxManifest(BaseModel):
 
     @model_validator(mode="after")
     def _references(self) -> SandboxManifest:
+        if self.answer is None:
+            if self.oracle is not None or self.naive:
+                raise ValueError("oracle and naive answers need an `answer` spec")
+            return self
         if self.answer.database not in self.databases:
             raise ValueError(
                 f"answer.database {self.answer.database!r} is not one of the databases "
                 f"({', '.join(self.databases) or 'none'})"
             )
-        if "{task}" not in self.oracle:
+        if self.oracle is None or "{task}" not in self.oracle:
             raise ValueError("oracle must name a file per task, e.g. 'oracle/{task}.sql'")
         return self
 
@@ -271,8 +280,17 @@ class SandboxManifest(BaseModel):
                 return rule.layer
         return None
 
+    def require_answer(self) -> AnswerSpec:
+        """The answer spec, or a :class:`ConfigError` for a sandbox that takes no answer file."""
+        if self.answer is None:
+            raise ConfigError(
+                f"sandbox {self.id!r} takes no answer file (its environment grades a tool call)",
+                "use a sandbox with an `answer` section, e.g. one of the metrics environment's",
+            )
+        return self.answer
+
     def answer_path(self, task: str) -> str:
-        return self.answer.path_for(task)
+        return self.require_answer().path_for(task)
 
 
 def merge_manifests(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:

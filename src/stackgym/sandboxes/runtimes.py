@@ -125,7 +125,7 @@ def coerce(value: Any) -> float:
 
 def run_sql_answer(workspace: Workspace, text: str) -> AnswerResult:
     started = time.perf_counter()
-    spec = workspace.manifest.answer
+    spec = workspace.manifest.require_answer()
     sql = workspace.sql(spec.database)
     try:
         rendered = render_sql(text, sql)
@@ -253,7 +253,7 @@ def _run_code(
 def run_typescript_answer(workspace: Workspace, answer: Path, timeout_s: float) -> AnswerResult:
     from stackgym.sandboxes.node import node_binary, tsx_loader
 
-    spec = workspace.manifest.answer
+    spec = workspace.manifest.require_answer()
     assert spec.provider is not None
     argv = [
         node_binary(),
@@ -272,7 +272,7 @@ def run_typescript_answer(workspace: Workspace, answer: Path, timeout_s: float) 
 
 
 def run_python_answer(workspace: Workspace, answer: Path, timeout_s: float) -> AnswerResult:
-    spec = workspace.manifest.answer
+    spec = workspace.manifest.require_answer()
     assert spec.provider is not None
     argv = [
         sys.executable,
@@ -296,7 +296,7 @@ def run_answer(workspace: Workspace, task: str, *, timeout_s: float | None = Non
     ``timeout_s`` overrides the manifest's answer timeout (code answers; SQL
     answers use the SQL sandbox's statement timeout).
     """
-    spec = workspace.manifest.answer
+    spec = workspace.manifest.require_answer()
     timeout = timeout_s if timeout_s is not None else spec.timeout_s
     relative = spec.path_for(task)
     answer = workspace.root / relative

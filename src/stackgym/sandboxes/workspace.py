@@ -83,7 +83,8 @@ class Workspace:
         shutil.copytree(
             build.tree, folder / "root", copy_function=shutil.copyfile, ignore=skip_databases
         )
-        if build.manifest.answer.runtime == "typescript":
+        answer = build.manifest.answer
+        if answer is not None and answer.runtime == "typescript":
             # Node resolves packages by walking up from the answer file; the
             # link sits above the root, where no file tool can reach it.
             from stackgym.sandboxes.node import node_modules
