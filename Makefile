@@ -26,9 +26,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@rm -f $(VENV)/.stamp-*
 	@touch $@
 
+# Offline, end to end: a dataset and its ground truth, the `quick` experiment
+# (baselines on every environment; re-running resumes), and its report.
 demo: setup
 	$(BIN)/stackgym data generate --seed 0 --out $(DEMO_DIR)/data
 	$(BIN)/stackgym data truth $(DEMO_DIR)/data
+	$(BIN)/stackgym experiment run quick --out $(DEMO_DIR)/quick
+	$(BIN)/stackgym report $(DEMO_DIR)/quick --out $(DEMO_DIR)/report
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
