@@ -148,17 +148,21 @@ class _BlockingWebSocket:
 
         uri = parse_uri(url)
         sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if uri.secure:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=uri.host)
-        self.sock = sock
-        self.protocol = ClientProtocol(uri, max_size=MAX_FRAME_BYTES)
-        request = self.protocol.connect()
-        for name, value in headers.items():
-            request.headers[name] = value
-        self.protocol.send_request(request)
-        self._flush()
-        self._handshake(url)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if uri.secure:
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=uri.host)
+            self.sock = sock
+            self.protocol = ClientProtocol(uri, max_size=MAX_FRAME_BYTES)
+            request = self.protocol.connect()
+            for name, value in headers.items():
+                request.headers[name] = value
+            self.protocol.send_request(request)
+            self._flush()
+            self._handshake(url)
+        except BaseException:
+            sock.close()  # a failed handshake must not leak the connection
+            raise
 
     def _handshake(self, url: str) -> None:
         from websockets.http11 import Response
