@@ -100,13 +100,13 @@ class Tier1Config(_Section):
     #: Smallest difference of normalised return that makes one action better.
     min_gap: float = Field(0.05, ge=0)
     #: Weight of the pointwise term (score vs normalised return) beside the pairwise loss.
-    pointwise_weight: float = Field(0.5, ge=0)
+    pointwise_weight: float = Field(0.1, ge=0)
     #: Most pairs one experience takes part in (keeps big groups linear).
     pairs_per_experience: int = Field(4, ge=1)
     #: A ``scorer:BASE`` agent plays another action than its base agent's only when the
     #: scorer rates it higher by at least this much (normalised return): small
     #: differences are within the scorer's error, and the base agent is a good default.
-    switch_margin: float = Field(0.05, ge=0)
+    switch_margin: float = Field(0.1, ge=0)
     #: Save a checkpoint every this many steps (and at the end).
     checkpoint_every: int = Field(1_000, ge=1)
     seed: int = 0
@@ -187,11 +187,19 @@ class GRPOConfig(LMTrainConfig):
     """GRPO with rewards from a stackgym environment."""
 
     env: str = "stack_doctor"
-    options: dict[str, Any] = Field(default_factory=lambda: {"mode": "blind_diagnosis"})
-    #: Seeds of the prompts (episodes) the policy is trained on.
+    options: dict[str, Any] = Field(
+        default_factory=lambda: {"mode": "blind_diagnosis", "split": "train"}
+    )
+    #: Seeds of the prompts (episodes) the policy is trained on: ``seed .. seed+prompts-1``.
     prompts: int = Field(64, ge=1)
     generations: int = Field(4, ge=2)
     max_completion_length: int = Field(64, ge=4)
+    temperature: float = Field(1.0, gt=0)
+    #: KL penalty towards the starting model (0: none, TRL's default).
+    beta: float = Field(0.0, ge=0)
+    #: An agent that finishes each episode after the completion's actions (None: the
+    #: completion alone is the episode, and an unfinished one is scored as it stands).
+    continue_with: str | None = "heuristic"
 
 
 class WatchConfig(_Section):

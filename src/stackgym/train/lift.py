@@ -79,3 +79,30 @@ def compare(
         "seeds_better": sum(1 for d in reward if d > 0),
         "seeds_worse": sum(1 for d in reward if d < 0),
     }
+
+
+def describe(result: dict[str, Any]) -> str:
+    """The comparison in a few lines of text."""
+
+    def span(lift: dict[str, Any], scale: float = 1.0, unit: str = "") -> str:
+        if lift["low"] is None:
+            return f"{lift['mean'] * scale:+.3f}{unit}"
+        return (
+            f"{lift['mean'] * scale:+.3f}{unit} "
+            f"(95 % CI {lift['low'] * scale:+.3f} to {lift['high'] * scale:+.3f}{unit})"
+        )
+
+    reward, fix = result["reward_lift"], result["fix_accuracy_lift"]
+    verdict = "excludes zero" if reward["low"] is not None and (reward["low"] > 0 or reward["high"] < 0) else "includes zero"
+    return "\n".join(
+        [
+            f"{result['candidate']} vs {result['base']} on {result['env_id']} {result['options']}, "
+            f"seeds {result['seeds'][0]}..{result['seeds'][1]} (paired, n={result['episodes']})",
+            f"mean reward: {result['base_mean_reward']:.3f} -> {result['candidate_mean_reward']:.3f}; "
+            f"lift {span(reward)} [{verdict}]",
+            f"fix accuracy: {100 * result['base_fix_accuracy']:.1f} % -> "
+            f"{100 * result['candidate_fix_accuracy']:.1f} %; lift {span(fix, 100, ' pp')}",
+            f"seeds better / worse / same: {result['seeds_better']} / {result['seeds_worse']} / "
+            f"{result['episodes'] - result['seeds_better'] - result['seeds_worse']}",
+        ]
+    )

@@ -219,8 +219,13 @@ class Tier1Trainer:
         self.settings = config.tier1
         self.folder = Path(config.out) / "tier1"
         self.model = make_model(config)
+        # The fused kernel updates every parameter in one call: the step of a network
+        # this small is dominated by per-call overhead, not arithmetic.
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=self.settings.lr, weight_decay=self.settings.weight_decay
+            self.model.parameters(),
+            lr=self.settings.lr,
+            weight_decay=self.settings.weight_decay,
+            fused=True,
         )
         self.step = 0
         self.lr = self.settings.lr
@@ -230,15 +235,10 @@ class Tier1Trainer:
         self.samples_seen = 0
         self.history: list[dict[str, float]] = []
         self.best_state: dict[str, Any] | None = None
-        width = input_dim(config)
+        self.width = width = input_dim(config)
         size = self.settings.buffer_size
-        self._buf = {
-            "xa": torch.zeros((size, width)),
-            "xb": torch.zeros((size, width)),
-            "va": torch.zeros(size),
-            "vb": torch.zeros(size),
-            "pair": torch.zeros(size),
-        }
+        # One row per item: xa | xb | va, vb, pair, so a mini-batch is a single gather.
+        self._buf = torch.zeros((size, 2 * width + 3))
         self._filled = 0
         self._cursor = 0
         self._val: dict[str, Any] | None = None
@@ -354,9 +354,10 @@ class Tier1Trainer:
             train = train.take(np.arange(count - size, count))
             count = size
         slots = (self._cursor + np.arange(count)) % size
-        index = torch.from_numpy(slots)
-        for k in ("xa", "xb", "va", "vb", "pair"):
-            self._buf[k][index] = torch.from_numpy(np.ascontiguousarray(getattr(train, k)))
+        rows = np.concatenate(
+            [train.xa, train.xb, train.va[:, None], train.vb[:, None], train.pair[:, None]], axis=1
+        )
+        self._buf[torch.from_numpy(slots)] = torch.from_numpy(rows.astype(np.float32))
         self._cursor = int((self._cursor + count) % size)
         self._filled = min(self._filled + count, size)
 
@@ -386,8 +387,16 @@ class Tier1Trainer:
         self.model.train()
         draws = torch.randint(0, self._filled, (steps, batch), generator=self._generator)
         buf = self._buf
+        width = self.width
         for row in draws:
-            loss = self._loss(buf["xa"][row], buf["xb"][row], buf["va"][row], buf["vb"][row], buf["pair"][row])
+            batch_rows = buf[row]
+            loss = self._loss(
+                batch_rows[:, :width],
+                batch_rows[:, width : 2 * width],
+                batch_rows[:, -3],
+                batch_rows[:, -2],
+                batch_rows[:, -1],
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
