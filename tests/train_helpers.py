@@ -20,9 +20,9 @@ def small_config(out: Path, *overrides: str) -> TrainConfig:
             "model.tiny_hidden=32",
             "model.tiny_layers=1",
             "model.tiny_heads=2",
-            "model.tiny_vocab=400",
-            "model.max_length=384",
-            "model.max_prompt_chars=700",
+            "model.tiny_vocab=1000",
+            "model.max_length=512",
+            "model.max_prompt_chars=600",
             *overrides,
         ],
     )

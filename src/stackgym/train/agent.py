@@ -55,18 +55,33 @@ class _OnBase(Agent):
         self.base.close()
 
     def _candidates(self, turn: AgentTurn) -> list[dict[str, Any]]:
-        """The base agent's scored candidates, or the env's (unscored), with the pick flagged."""
+        """The base agent's scored candidates, or the env's (unscored), with its pick flagged.
+
+        Candidates that differ only in free text (a submit with the env's generic
+        justification beside the base agent's own) are one action: the base
+        agent's own version is kept.
+        """
         chosen = action_key(_dump(turn.action), self.free)
         if turn.candidates:
-            out = [dict(c) for c in turn.candidates if isinstance(c, dict) and "action" in c]
+            given = [c for c in turn.candidates if isinstance(c, dict) and "action" in c]
         else:
             lister = getattr(self.env, "candidate_actions", None)
             actions = [_dump(a) for a in lister()] if lister is not None else []
-            out = [{"action": a, "score": None, "chosen": False} for a in actions]
-        for candidate in out:
-            candidate["chosen"] = action_key(candidate["action"], self.free) == chosen
-        if out and not any(c["chosen"] for c in out):
-            out.append({"action": _dump(turn.action), "score": None, "chosen": True})
+            given = [{"action": a, "score": None, "chosen": False} for a in actions]
+        own = next((c for c in given if c.get("chosen")), None)
+        if own is None or action_key(own["action"], self.free) != chosen:
+            own = {"action": _dump(turn.action), "score": None, "chosen": True}
+            given.append(own)
+        out = []
+        seen: set[str] = set()
+        for candidate in given:
+            key = action_key(candidate["action"], self.free)
+            if key == chosen and candidate is not own:
+                continue
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append({**candidate, "chosen": candidate is own})
         return out
 
     def _remember(self, action: Any) -> None:

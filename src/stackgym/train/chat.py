@@ -120,7 +120,13 @@ def sft_rows(episodes: Iterable[EpisodeRecord], config: TrainConfig) -> list[dic
                 {
                     "prompt": prompt_messages(episode, record.index, config.model.max_prompt_chars),
                     "completion": [
-                        {"role": "assistant", "content": action_text(record.action, record.reasoning)}
+                        {
+                            "role": "assistant",
+                            "content": action_text(
+                                record.action,
+                                record.reasoning if config.tier3.include_reasoning else None,
+                            ),
+                        }
                     ],
                     "has_reasoning": bool(record.reasoning),
                     "episode_id": episode.episode_id,

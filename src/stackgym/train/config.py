@@ -155,7 +155,7 @@ class ModelConfig(_Section):
     max_length: int = Field(1_024, ge=16)
     #: Prompts longer than this many characters lose the end of their first observation
     #: (the briefing's boilerplate), so the latest turns and the answer always fit.
-    max_prompt_chars: int = Field(2_400, ge=200)
+    max_prompt_chars: int = Field(2_000, ge=200)
 
 
 class LMTrainConfig(_Section):
@@ -179,6 +179,9 @@ class Tier3Config(LMTrainConfig):
     """SFT distillation from successful episodes."""
 
     min_traces: int = Field(100, ge=1)
+    #: Put the agent's reasoning before each action in the completions (distillation);
+    #: off, the model learns the actions alone.
+    include_reasoning: bool = True
     #: An episode counts as successful when it passed, or (no verdict) its return is at least this.
     min_return: float = 0.0
 

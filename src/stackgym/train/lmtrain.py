@@ -88,6 +88,7 @@ def run_dpo(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
         result.save(output)
         return result
     trl = require("trl", purpose="DPO training")
+    quiet()
     episodes = {e.episode_id: e for e in corpus.episodes}
     rows = dpo_rows(pairs, episodes, config.model.max_prompt_chars)
     dataset = to_dataset(rows)
@@ -130,6 +131,7 @@ def run_sft(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
         result.save(output)
         return result
     trl = require("trl", purpose="SFT training")
+    quiet()
     dataset = to_dataset([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     dataset.save_to_disk(str(output / "dataset"))
     model, tokenizer = model_for(config.model, corpus_texts(rows), output / "base-model")

@@ -46,8 +46,9 @@ CHECKPOINT_FILE = "scorer.pt"
 METRICS_FILE = "metrics.json"
 #: Temperature of the logistic pairwise loss (scores live in [-1, 1]).
 PAIR_TEMPERATURE = 0.1
-#: Validation items kept (older ones are dropped first).
-MAX_VALIDATION = 20_000
+#: Validation items kept (older ones are dropped first; a pass over them runs every
+#: ``eval_every`` steps, so this bounds its cost).
+MAX_VALIDATION = 4_000
 
 
 class CheckpointMismatch(StackgymError):
