@@ -42,7 +42,10 @@ def best(function, repeats: int = REPEATS) -> tuple[float, object]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        config = load_config(None, [f"out={root / 'train'}", "tier1.eval_every=1000000", "tier1.checkpoint_every=1000000"])
+        config = load_config(
+            None,
+            [f"out={root / 'train'}", "tier1.eval_every=1000000", "tier1.checkpoint_every=1000000"],
+        )
         collect(
             "stack_doctor", {"mode": "blind_diagnosis", "split": "train"}, base="heuristic",
             episodes=300, repeats=4, epsilon=0.25, out=root / "traces", config=config,
@@ -58,20 +61,27 @@ def main() -> None:
         round_ = 0
         while len(copies) < TARGET_EXPERIENCES:
             for e in real:
-                copies.append(dataclasses.replace(e, seed=e.seed + 100_000 * round_, episode_id=f"{e.episode_id}/{round_}"))
+                copies.append(
+                    dataclasses.replace(
+                        e, seed=e.seed + 100_000 * round_, episode_id=f"{e.episode_id}/{round_}"
+                    )
+                )
             round_ += 1
         copies = copies[:TARGET_EXPERIENCES]
         seconds, (pairs, funnel) = best(lambda: mine_pairs(copies, config))
         print(
             f"pair mining: {len(copies):,} experiences -> {len(pairs):,} pairs "
-            f"({funnel.combinations:,} combinations) in {seconds:.2f} s (best of {REPEATS}; target <= 5 s)"
+            f"({funnel.combinations:,} combinations) in {seconds:.2f} s "
+            f"(best of {REPEATS}; target <= 5 s)"
         )
 
         started = time.perf_counter()
         items = build_items(real, config)
         featurize = time.perf_counter() - started
-        print(f"featurize: {len(real):,} experiences -> {len(items):,} items in {featurize:.2f} s "
-              f"({len(real) / featurize:,.0f} experiences/s, hashing embedder)")
+        print(
+            f"featurize: {len(real):,} experiences -> {len(items):,} items in {featurize:.2f} s "
+            f"({len(real) / featurize:,.0f} experiences/s, hashing embedder)"
+        )
         trainer = Tier1Trainer(config, fresh=True)
         trainer.add(items)
         steps = 3_000

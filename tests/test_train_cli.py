@@ -59,7 +59,9 @@ def test_audit_reports_each_tier_and_the_data_of_a_harness_folder(experiment: Pa
     assert "positive (> 0.1)" in report
 
 
-def test_tier1_prints_its_config_trains_and_the_audit_sees_the_checkpoint(experiment: Path, tmp_path: Path):
+def test_tier1_prints_its_config_trains_and_the_audit_sees_the_checkpoint(
+    experiment: Path, tmp_path: Path
+):
     out = tmp_path / "train"
     result = stackgym(
         "train", "tier1", str(experiment), "--set", f"out={out}", "--set", "tier1.rank=16", *FAST, "--json"
@@ -70,11 +72,17 @@ def test_tier1_prints_its_config_trains_and_the_audit_sees_the_checkpoint(experi
     summary = json.loads(result.stdout)
     assert summary["status"] == "completed"
     assert summary["details"]["rank"] == 16
-    report = stackgym("train", "audit", str(experiment), "--set", f"out={out}", "--set", "tier1.rank=16", *FAST)
+    report = stackgym(
+        "train", "audit", str(experiment), "--set", f"out={out}", "--set", "tier1.rank=16", *FAST
+    )
     assert "Tier 1 COMPLETED: rank 16" in report.stdout
-    mismatch = stackgym("train", "audit", str(experiment), "--set", f"out={out}", "--set", "tier1.rank=32", *FAST)
+    mismatch = stackgym(
+        "train", "audit", str(experiment), "--set", f"out={out}", "--set", "tier1.rank=32", *FAST
+    )
     assert "tier1.rank 16 in the checkpoint vs 32 configured" in mismatch.stdout
-    refused = stackgym("train", "tier1", str(experiment), "--set", f"out={out}", "--set", "tier1.rank=32", *FAST)
+    refused = stackgym(
+        "train", "tier1", str(experiment), "--set", f"out={out}", "--set", "tier1.rank=32", *FAST
+    )
     assert refused.returncode == 2
     assert "tier1.rank: checkpoint 16, current config 32" in refused.stderr
 
@@ -101,6 +109,8 @@ def test_bad_input_exits_2_with_a_message(tmp_path: Path):
     empty = stackgym("train", "tier1", str(tmp_path), "--set", f"out={tmp_path / 'o'}")
     assert empty.returncode == 2
     assert "no trace store (traces.jsonl)" in empty.stderr
-    held = stackgym("train", "collect", "stack_doctor", "--split", "eval", "--out", str(tmp_path / "c"))
+    held = stackgym(
+        "train", "collect", "stack_doctor", "--split", "eval", "--out", str(tmp_path / "c")
+    )
     assert held.returncode == 2
     assert "held out for evaluation" in held.stderr

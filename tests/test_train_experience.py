@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from train_helpers import small_config
 
 from stackgym.core.errors import DataError, TraceSchemaError
 from stackgym.core.traces import TraceStore
 from stackgym.train.experience import discover
+from train_helpers import small_config
 
 SPEC = """\
 name: sd-train
@@ -99,7 +99,9 @@ def test_an_empty_or_missing_folder_is_a_clear_error(tmp_path: Path):
 def test_traces_of_an_unknown_schema_version_are_refused(tmp_path: Path):
     folder = tmp_path / "traces"
     folder.mkdir()
-    (folder / "traces.jsonl").write_text(json.dumps({"schema_version": 99, "episode_id": "x"}) + "\n")
+    (folder / "traces.jsonl").write_text(
+        json.dumps({"schema_version": 99, "episode_id": "x"}) + "\n"
+    )
     with pytest.raises(TraceSchemaError, match="schema version 99"):
         discover(tmp_path, small_config(tmp_path / "train"))
 

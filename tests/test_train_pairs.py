@@ -7,7 +7,9 @@ from stackgym.train.experience import Experience
 from stackgym.train.pairs import mine_pairs
 
 
-def experience(kind: str, to_go: float, *, task: str = "t", confidence: float | None = None, seed: int = 0) -> Experience:
+def experience(
+    kind: str, to_go: float, *, task: str = "t", confidence: float | None = None, seed: int = 0
+) -> Experience:
     return Experience(
         episode_id=f"{task}-{kind}-{to_go}", env_id="toy", options={}, task=task, seed=seed, step=0,
         observation_text="state", observation={}, action={"type": kind}, history=(),
@@ -47,7 +49,10 @@ def test_funnel_counts_each_filter_as_worked_out_by_hand():
     assert funnel.eligible == 4
     assert funnel.pairs == len(pairs) == 4
     assert {(p.chosen.action["type"], p.rejected.action["type"]) for p in pairs} == {
-        ("a", "b"), ("a", "g"), ("e", "a"), ("e", "b"),
+        ("a", "b"),
+        ("a", "g"),
+        ("e", "a"),
+        ("e", "b"),
     }
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from train_helpers import collect_traces, small_config
 
 from stackgym.core.agents import make_agent
 from stackgym.core.registry import make
@@ -19,6 +18,7 @@ from stackgym.train.tier1 import (
     Tier1Trainer,
     build_items,
 )
+from train_helpers import collect_traces, small_config
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,9 @@ def test_a_checkpoint_with_another_rank_is_refused_naming_both_values(traces: Pa
     assert "tier1.rank: checkpoint 8, current config 32" in message
     assert checkpoint.read_bytes() == before, "the old checkpoint must never be replaced silently"
     # An embedder change changes the input size: refused too, naming both.
-    with pytest.raises(CheckpointMismatch, match="embedder.dim: checkpoint 64, current config 128"):
+    with pytest.raises(
+        CheckpointMismatch, match=r"embedder\.dim: checkpoint 64, current config 128"
+    ):
         Tier1Trainer(small_config(tmp_path, "tier1.rank=8", "embedder.hashing_dim=128"))
 
 
@@ -122,7 +124,10 @@ def test_scorer_agent_replays_the_base_agents_candidates_and_records_its_scores(
         best = max(c["score"] for c in step.candidates)
         base = next(c for c in step.candidates if c["base_choice"])
         # Either the scorer kept the base pick, or it found something better by the margin.
-        assert chosen[0] is base or chosen[0]["score"] - base["score"] >= config.tier1.switch_margin - 1e-4
+        assert (
+            chosen[0] is base
+            or chosen[0]["score"] - base["score"] >= config.tier1.switch_margin - 1e-4
+        )
         assert chosen[0]["score"] <= best
 
 

@@ -20,7 +20,9 @@ train_app = typer.Typer(
 )
 
 _CONFIG = typer.Option(
-    None, "--config", help="Training config YAML [default: $STACKGYM_TRAIN_CONFIG or ./stackgym-train.yaml]."
+    None,
+    "--config",
+    help="Training config YAML [default: $STACKGYM_TRAIN_CONFIG or ./stackgym-train.yaml].",
 )
 _SET = typer.Option([], "--set", "-s", help="Override one setting: KEY=VALUE, e.g. tier1.rank=32.")
 
@@ -176,7 +178,9 @@ def lift_command(
     base: str = typer.Option("heuristic", "--base", help="The base agent the scorer re-ranks."),
     episodes: int = typer.Option(1000, "--episodes", "-n", min=2, help="Seeds (paired)."),
     seed: int = typer.Option(0, "--seed", min=0, help="First seed."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Tier 1 folder [default: <out>/tier1]."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Tier 1 folder [default: <out>/tier1]."
+    ),
     config: Path | None = _CONFIG,
     overrides: list[str] = _SET,
     option: list[str] = typer.Option([], "--option", "-o", help="Env option KEY=VALUE."),
@@ -244,7 +248,9 @@ def status_command(
 @train_app.command("audit")
 @handles_errors
 def audit_command(
-    trace_dir: Path = typer.Argument(Path("runs"), help="Folder with trace stores [default: runs]."),
+    trace_dir: Path = typer.Argument(
+        Path("runs"), help="Folder with trace stores [default: runs]."
+    ),
     config: Path | None = _CONFIG,
     overrides: list[str] = _SET,
     out: Path | None = typer.Option(None, "--out", help="Also write the report to this file."),

@@ -165,7 +165,9 @@ class ScorerAgent(_OnBase):
 class ExploringAgent(_OnBase):
     """The base agent, but with probability ``epsilon`` another of its candidates."""
 
-    def __init__(self, base: Agent, config: TrainConfig, base_name: str, epsilon: float, stream: int = 0) -> None:
+    def __init__(
+        self, base: Agent, config: TrainConfig, base_name: str, epsilon: float, stream: int = 0
+    ) -> None:
         super().__init__(base, config)
         if not 0 <= epsilon <= 1:
             raise ValueError(f"epsilon must be within [0, 1], got {epsilon}")
@@ -238,6 +240,8 @@ def scorer_agent(
 
         raise ConfigError("scorer agents need a base agent", "e.g. scorer:heuristic")
     config = config or load_config()
-    scorer = load_scorer(config, Path(folder) if folder else (Path(checkpoint) if checkpoint else None))
+    scorer = load_scorer(
+        config, Path(folder) if folder else (Path(checkpoint) if checkpoint else None)
+    )
     base = make_agent(base_name, env_id, **base_kwargs)
     return ScorerAgent(base, scorer, config, base_name)

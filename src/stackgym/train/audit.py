@@ -24,6 +24,8 @@ from stackgym.train.experience import Corpus, discover, normalised, value_scales
 from stackgym.train.outcome import TierResult
 from stackgym.train.pairs import mine_pairs
 
+_DEFAULT_SOURCE = "defaults, $STACKGYM_TRAIN_CONFIG or ./stackgym-train.yaml"
+
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -32,8 +34,10 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _size(path: Path) -> str:
-    total = path.stat().st_size if path.is_file() else sum(
-        p.stat().st_size for p in path.rglob("*") if p.is_file()
+    total = (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     )
     for unit in ("B", "KB", "MB", "GB"):
         if total < 1024 or unit == "GB":
@@ -75,19 +79,37 @@ def _tier1_section(config: TrainConfig, corpus_experiences: int) -> tuple[str, l
     if stored is None:
         summary = f"Tier 1 checkpoint UNVERIFIABLE: {checkpoint} has no config.yaml beside it"
     elif mismatches:
-        summary = "Tier 1 checkpoint DOES NOT MATCH the config: " + "; ".join(
-            f"{k} {used.get(k)!r} in the checkpoint vs {wanted[k]!r} configured" for k in mismatches
-        ) + " (it will be refused, not replaced)"
+        summary = (
+            "Tier 1 checkpoint DOES NOT MATCH the config: "
+            + "; ".join(
+                f"{k} {used.get(k)!r} in the checkpoint vs {wanted[k]!r} configured"
+                for k in mismatches
+            )
+            + " (it will be refused, not replaced)"
+        )
     else:
         summary = (
             f"Tier 1 COMPLETED: rank {wanted['tier1.rank']}, input {wanted['input_dim']}, "
-            f"{parameters if parameters is not None else '?'} parameters, step {state.get('step', '?')}"
+            f"{parameters if parameters is not None else '?'} parameters, "
+            f"step {state.get('step', '?')}"
         )
     lines += [f"**Status**: {summary}", ""]
     lines += ["Config used (stored beside the checkpoint) vs configured (now):", ""]
-    rows = [[k, used.get(k, "–"), wanted[k], "yes" if used.get(k) == wanted[k] else "**NO**"] for k in wanted]
+    rows = [
+        [k, used.get(k, "–"), wanted[k], "yes" if used.get(k) == wanted[k] else "**NO**"]
+        for k in wanted
+    ]
     if stored is not None:
-        for key in ("lr", "weight_decay", "buffer_size", "batch_size", "validation_share", "patience_steps", "min_lr", "comparable"):
+        for key in (
+            "lr",
+            "weight_decay",
+            "buffer_size",
+            "batch_size",
+            "validation_share",
+            "patience_steps",
+            "min_lr",
+            "comparable",
+        ):
             a, b = getattr(stored.tier1, key), getattr(config.tier1, key)
             rows.append([f"tier1.{key}", a, b, "yes" if a == b else "differs"])
     lines += _table(["setting", "checkpoint", "configured", "same"], rows)
@@ -98,27 +120,38 @@ def _tier1_section(config: TrainConfig, corpus_experiences: int) -> tuple[str, l
             f"- Checkpoint: `{checkpoint}` ({_size(checkpoint)})",
             f"- Training steps: {state.get('step')}; samples seen: {state.get('samples_seen')}",
             f"- Best validation loss: {state.get('best_validation'):.4f}"
-            if isinstance(state.get("best_validation"), float) else "- Best validation loss: –",
+            if isinstance(state.get("best_validation"), float)
+            else "- Best validation loss: –",
             f"- Learning rate: {config.tier1.lr:g} -> {state.get('lr'):.2e} after "
             f"{state.get('lr_decays')} halving(s) (floor {config.tier1.min_lr:g})",
             f"- Replay buffer: {state.get('buffer', {}).get('filled')}/"
-            f"{state.get('buffer', {}).get('capacity')}; validation items: {state.get('validation_items')}",
+            f"{state.get('buffer', {}).get('capacity')}; "
+            f"validation items: {state.get('validation_items')}",
         ]
         if history:
             lines.append(
-                f"- Validation loss: {history[0]['validation_loss']:.4f} (step {history[0]['step']}) -> "
+                f"- Validation loss: {history[0]['validation_loss']:.4f} "
+                f"(step {history[0]['step']}) -> "
                 f"{history[-1]['validation_loss']:.4f} (step {history[-1]['step']})"
             )
     if result is not None and result.details.get("samples_per_second"):
-        lines.append(f"- Throughput of the last run: {result.details['samples_per_second']:.0f} samples/s")
+        lines.append(
+            f"- Throughput of the last run: {result.details['samples_per_second']:.0f} samples/s"
+        )
     return summary, lines
 
 
-def _lm_tier(name: str, folder: Path, count: int, threshold: int, unit: str) -> tuple[str, list[str]]:
+def _lm_tier(
+    name: str, folder: Path, count: int, threshold: int, unit: str
+) -> tuple[str, list[str]]:
     result = TierResult.load(folder)
     now = f"{count}/{threshold} {unit} in the traces now"
     if result is None:
-        state = "would train now" if count >= threshold else f"would be skipped ({count}/{threshold} {unit})"
+        state = (
+            "would train now"
+            if count >= threshold
+            else f"would be skipped ({count}/{threshold} {unit})"
+        )
         summary = f"{name} NOT RUN yet; {now}: {state}"
     elif result.status == "completed":
         summary = f"{result.line()}; {now}"
@@ -139,7 +172,9 @@ def audit(trace_dir: str | Path, config: TrainConfig, *, config_source: str | No
 
     tier1_summary, tier1_lines = _tier1_section(config, len(experiences))
     out = Path(config.out)
-    dpo_summary, dpo_lines = _lm_tier("DPO", out / "dpo", len(pairs), config.tier2.min_pairs, "pairs")
+    dpo_summary, dpo_lines = _lm_tier(
+        "DPO", out / "dpo", len(pairs), config.tier2.min_pairs, "pairs"
+    )
     sft_summary, sft_lines = _lm_tier(
         "SFT", out / "sft", len(good), config.tier3.min_traces, "successful traces"
     )
@@ -152,7 +187,7 @@ def audit(trace_dir: str | Path, config: TrainConfig, *, config_source: str | No
         f"- **Date**: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- **Trace folder**: `{trace_dir}`",
         f"- **Training folder** (checkpoints): `{out}`",
-        f"- **Config**: {config_source or 'defaults, $STACKGYM_TRAIN_CONFIG or ./stackgym-train.yaml'}",
+        f"- **Config**: {config_source or _DEFAULT_SOURCE}",
         "",
         "## Summary",
         "",
@@ -167,10 +202,10 @@ def audit(trace_dir: str | Path, config: TrainConfig, *, config_source: str | No
         "",
     ]
     if corpus.stores:
-        rows = [
-            [f"`{s.path}`", s.episodes, s.held_out, len(s.problems)] for s in corpus.stores
-        ]
-        lines += _table(["trace store", "episodes used", "held out (split excluded)", "unreadable lines"], rows)
+        rows = [[f"`{s.path}`", s.episodes, s.held_out, len(s.problems)] for s in corpus.stores]
+        lines += _table(
+            ["trace store", "episodes used", "held out (split excluded)", "unreadable lines"], rows
+        )
         problems = [p for s in corpus.stores for p in s.problems][:5]
         if problems:
             lines += ["", "Unreadable lines (first 5):", *[f"- {p}" for p in problems]]
@@ -198,7 +233,9 @@ def audit(trace_dir: str | Path, config: TrainConfig, *, config_source: str | No
     agents = Counter(f"{e.env_id} / {e.agent.name}" for e in corpus.episodes)
     lines.append(f"- Episodes: {len(corpus.episodes)}; step-level experiences: {len(experiences)}")
     if agents:
-        lines.append("- By env and agent: " + ", ".join(f"{k}: {v}" for k, v in sorted(agents.items())))
+        lines.append(
+            "- By env and agent: " + ", ".join(f"{k}: {v}" for k, v in sorted(agents.items()))
+        )
     for env, episodes in sorted(by_env.items()):
         returns = [e.total_reward for e in episodes]
         judged = [e.passed for e in episodes if e.passed is not None]
@@ -219,13 +256,19 @@ def audit(trace_dir: str | Path, config: TrainConfig, *, config_source: str | No
         *_table(
             ["bucket", "experiences", "mean"],
             [
-                [f"positive (> {config.pairs.chosen_min_reward})", len(positive),
-                 f"{statistics.fmean(positive):.3f}" if positive else "–"],
-                [f"negative (< {config.pairs.rejected_max_reward})", len(negative),
-                 f"{statistics.fmean(negative):.3f}" if negative else "–"],
+                [
+                    f"positive (> {config.pairs.chosen_min_reward})",
+                    len(positive),
+                    f"{statistics.fmean(positive):.3f}" if positive else "–",
+                ],
+                [
+                    f"negative (< {config.pairs.rejected_max_reward})",
+                    len(negative),
+                    f"{statistics.fmean(negative):.3f}" if negative else "–",
+                ],
                 ["neutral", neutral, "–"],
             ],
-        ),  # fmt: skip
+        ),
         "",
         f"With a stated confidence: {stated}/{len(experiences)} (the rest count as "
         f"{config.value.unknown_confidence:g}, `value.unknown_confidence`: environment rewards "
@@ -234,11 +277,18 @@ def audit(trace_dir: str | Path, config: TrainConfig, *, config_source: str | No
     ]
     lines += tier1_lines
     lines += ["", "## Tier 2: DPO", "", *dpo_lines]
-    lines += [f"Pair mining funnel (comparable = `{funnel.comparable}`, one pass grouped by task and history):", ""]
+    lines += [
+        f"Pair mining funnel (comparable = `{funnel.comparable}`, "
+        "one pass grouped by task and history):",
+        "",
+    ]
     lines += _table(["step", "count"], [[name, count] for name, count in funnel.rows()])
     if funnel.combinations:
         rate = 100 * funnel.pairs / funnel.combinations
-        lines += ["", f"Conversion: {funnel.pairs}/{funnel.combinations} combinations ({rate:.2f} %)."]
+        lines += [
+            "",
+            f"Conversion: {funnel.pairs}/{funnel.combinations} combinations ({rate:.2f} %).",
+        ]
     lines += ["", "## Tier 3: SFT distillation", "", *sft_lines]
     lines += [
         f"- Successful episodes: {len(good)} of {len(corpus.episodes)} "
@@ -251,22 +301,32 @@ def audit(trace_dir: str | Path, config: TrainConfig, *, config_source: str | No
     ]
     if grpo is not None and grpo.details.get("mean_reward_per_step"):
         rewards = grpo.details["mean_reward_per_step"]
-        lines.append(f"- Mean reward per step: {rewards[0]:.3f} -> {rewards[-1]:.3f} over {len(rewards)} steps")
+        lines.append(
+            f"- Mean reward per step: {rewards[0]:.3f} -> {rewards[-1]:.3f} "
+            f"over {len(rewards)} steps"
+        )
 
     lines += ["", "## Checkpoints found", ""]
     found = []
-    for name, relative in (
-        ("Tier 1", "tier1/scorer.pt"), ("DPO", "dpo/model"), ("SFT", "sft/model"), ("GRPO", "grpo/model"),
-    ):  # fmt: skip
+    checkpoints = {"Tier 1": "tier1/scorer.pt", "DPO": "dpo/model", "SFT": "sft/model"}
+    checkpoints["GRPO"] = "grpo/model"
+    for name, relative in checkpoints.items():
         path = out / relative
         if path.exists():
-            stored = "yes" if (path.parent if path.is_file() else path.parent).joinpath("config.yaml").is_file() else "no"
+            stored = "yes" if (path.parent / "config.yaml").is_file() else "no"
             found.append([name, f"`{path}`", _size(path), stored])
-    lines += _table(["tier", "path", "size", "config beside it"], found) if found else [f"None under `{out}`."]
+    lines += (
+        _table(["tier", "path", "size", "config beside it"], found)
+        if found
+        else [f"None under `{out}`."]
+    )
     lines += ["", "## Recommendations", ""]
     advice = []
     if not corpus.stores:
-        advice.append("Record traces: `stackgym train collect ENV --out DIR`, or run/eval/experiment with `--out`.")
+        advice.append(
+            "Record traces: `stackgym train collect ENV --out DIR`, "
+            "or run/eval/experiment with `--out`."
+        )
     if TierResult.load(out / "dpo") is None and len(pairs) >= config.tier2.min_pairs:
         advice.append("Run DPO: `stackgym train dpo TRACE_DIR` (its threshold is met).")
     if TierResult.load(out / "sft") is None and len(good) >= config.tier3.min_traces:
@@ -274,13 +334,18 @@ def audit(trace_dir: str | Path, config: TrainConfig, *, config_source: str | No
     if len(pairs) < config.tier2.min_pairs:
         advice.append(
             f"DPO needs {config.tier2.min_pairs - len(pairs)} more pairs: record episodes that try "
-            "different actions in the same situations (`stackgym train collect` repeats seeds with exploration)."
+            "different actions in the same situations "
+            "(`stackgym train collect` repeats seeds with exploration)."
         )
     if len(good) < config.tier3.min_traces:
         advice.append(f"SFT needs {config.tier3.min_traces - len(good)} more successful traces.")
     if "DOES NOT MATCH" in tier1_summary:
-        advice.append("Retrain Tier 1 with `--fresh`, or set the config back to the checkpoint's values.")
+        advice.append(
+            "Retrain Tier 1 with `--fresh`, or set the config back to the checkpoint's values."
+        )
     if "NOT TRAINED" in tier1_summary and experiences:
         advice.append("Train Tier 1: `stackgym train tier1 TRACE_DIR`.")
-    lines += [f"{i}. {a}" for i, a in enumerate(advice, 1)] or ["None: every tier ran on the data it needs."]
+    lines += [f"{i}. {a}" for i, a in enumerate(advice, 1)] or [
+        "None: every tier ran on the data it needs."
+    ]
     return "\n".join(lines)

@@ -283,7 +283,9 @@ def load_config(
         except yaml.YAMLError as exc:
             raise ConfigError(f"{file} is not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{file} must hold a mapping of settings, not {type(loaded).__name__}")
+            raise ConfigError(
+                f"{file} must hold a mapping of settings, not {type(loaded).__name__}"
+            )
         data = loaded or {}
     for pair in overrides or []:
         key, value = _parse_override(pair)

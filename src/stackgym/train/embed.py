@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
+from itertools import pairwise
 from typing import Protocol
 
 import numpy as np
@@ -77,7 +78,7 @@ class HashingEmbedder(_Cached):
         rows = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
             words = _WORD.findall(text.lower())
-            for token in (*words, *(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))):
+            for token in (*words, *(f"{a} {b}" for a, b in pairwise(words))):
                 index, sign = _bucket(token, self.dim)
                 rows[i, index] += sign
         norms = np.linalg.norm(rows, axis=1, keepdims=True)

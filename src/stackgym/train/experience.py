@@ -190,9 +190,7 @@ def _foreign_files(root: Path, limit: int = 20) -> list[Path]:
     return found
 
 
-def discover(
-    root: str | os.PathLike[str], config: TrainConfig, *, require: bool = True
-) -> Corpus:
+def discover(root: str | os.PathLike[str], config: TrainConfig, *, require: bool = True) -> Corpus:
     """Read every trace store at or below ``root`` (see :meth:`TraceStore.discover`).
 
     Episodes whose env option ``split`` is in ``config.exclude_splits`` are
@@ -233,7 +231,9 @@ def discover(
     return Corpus(root=root, stores=found, episodes=episodes, foreign=foreign)
 
 
-def iter_experiences(episodes: Iterable[EpisodeRecord], config: TrainConfig) -> Iterator[Experience]:
+def iter_experiences(
+    episodes: Iterable[EpisodeRecord], config: TrainConfig
+) -> Iterator[Experience]:
     """Experiences of ``episodes``, lazily."""
     free = config.features.free_text_fields
     for episode in episodes:

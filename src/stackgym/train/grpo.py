@@ -86,7 +86,9 @@ class EnvReward:
             agent.close()
         return total
 
-    def __call__(self, prompts: list[Any], completions: list[Any], seed: list[int], **_: Any) -> list[float]:
+    def __call__(
+        self, prompts: list[Any], completions: list[Any], seed: list[int], **_: Any
+    ) -> list[float]:
         rewards = []
         for completion, episode_seed in zip(completions, seed, strict=True):
             text = completion[-1]["content"] if isinstance(completion, list) else str(completion)
@@ -153,9 +155,7 @@ def run_grpo(config: TrainConfig, *, model_path: str | None = None) -> TierResul
         processing_class=tokenizer,
     )  # fmt: skip
     losses = _finish(trainer, tokenizer, output)
-    rewards = [
-        float(entry["reward"]) for entry in trainer.state.log_history if "reward" in entry
-    ]
+    rewards = [float(entry["reward"]) for entry in trainer.state.log_history if "reward" in entry]
     result = TierResult(
         tier="GRPO", status="completed", unit="prompts", count=len(dataset),
         threshold=0, losses=losses,

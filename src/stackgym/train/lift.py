@@ -17,7 +17,9 @@ from stackgym.core.registry import make
 from stackgym.core.rollout import run_episode
 
 
-def _play(env_id: str, options: dict[str, Any], agent: Agent, seeds: range) -> list[tuple[float, float]]:
+def _play(
+    env_id: str, options: dict[str, Any], agent: Agent, seeds: range
+) -> list[tuple[float, float]]:
     env = make(env_id, **options)
     out = []
     try:
@@ -93,12 +95,17 @@ def describe(result: dict[str, Any]) -> str:
         )
 
     reward, fix = result["reward_lift"], result["fix_accuracy_lift"]
-    verdict = "excludes zero" if reward["low"] is not None and (reward["low"] > 0 or reward["high"] < 0) else "includes zero"
+    verdict = (
+        "excludes zero"
+        if reward["low"] is not None and (reward["low"] > 0 or reward["high"] < 0)
+        else "includes zero"
+    )
     return "\n".join(
         [
             f"{result['candidate']} vs {result['base']} on {result['env_id']} {result['options']}, "
             f"seeds {result['seeds'][0]}..{result['seeds'][1]} (paired, n={result['episodes']})",
-            f"mean reward: {result['base_mean_reward']:.3f} -> {result['candidate_mean_reward']:.3f}; "
+            f"mean reward: {result['base_mean_reward']:.3f} -> "
+            f"{result['candidate_mean_reward']:.3f}; "
             f"lift {span(reward)} [{verdict}]",
             f"fix accuracy: {100 * result['base_fix_accuracy']:.1f} % -> "
             f"{100 * result['candidate_fix_accuracy']:.1f} %; lift {span(fix, 100, ' pp')}",

@@ -11,8 +11,8 @@ model already in the local Hugging Face cache (nothing is downloaded).
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any

@@ -104,7 +104,9 @@ def run_dpo(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
     )
     result.losses = _finish(trainer, tokenizer, output)
     result.status = "completed"
-    result.reason = f"{len(pairs)}/{threshold} pairs" + (" (forced)" if len(pairs) < threshold else "")
+    result.reason = f"{len(pairs)}/{threshold} pairs" + (
+        " (forced)" if len(pairs) < threshold else ""
+    )
     result.save(output)
     return result
 

@@ -72,9 +72,15 @@ class Funnel:
             ("experiences", self.experiences),
             (f"in a {self.comparable}-group with another action taken", self.with_alternative),
             (f"reward > {t.get('chosen_min_reward')}", self.positive),
-            (f"  … of which confidence < {t.get('chosen_min_confidence')} (removed)", self.chosen_low_confidence),
+            (
+                f"  … of which confidence < {t.get('chosen_min_confidence')} (removed)",
+                self.chosen_low_confidence,
+            ),
             ("chosen candidates", self.chosen_candidates),
-            (f"rejected candidates (reward < {t.get('rejected_max_reward')})", self.rejected_candidates),
+            (
+                f"rejected candidates (reward < {t.get('rejected_max_reward')})",
+                self.rejected_candidates,
+            ),
             ("neutral (neither)", self.neutral),
             ("chosen × rejected combinations in the same group", self.combinations),
             ("  removed: same action", self.removed_same_action),
@@ -85,9 +91,7 @@ class Funnel:
         ]
 
 
-def mine_pairs(
-    experiences: Iterable[Experience], config: TrainConfig
-) -> tuple[list[Pair], Funnel]:
+def mine_pairs(experiences: Iterable[Experience], config: TrainConfig) -> tuple[list[Pair], Funnel]:
     """Preference pairs and the funnel that produced them (see the module docstring)."""
     settings = config.pairs
     experiences = list(experiences)

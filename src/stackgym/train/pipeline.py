@@ -25,7 +25,9 @@ def _discovery_line(corpus: Corpus) -> str:
     )
 
 
-def tier1_on(corpus: Corpus, config: TrainConfig, *, fresh: bool = False, log: Log = print) -> TierResult:
+def tier1_on(
+    corpus: Corpus, config: TrainConfig, *, fresh: bool = False, log: Log = print
+) -> TierResult:
     """Train Tier 1 on a corpus already read; the result is saved beside the checkpoint."""
     from stackgym.train.tier1 import Tier1Trainer, build_items
 
@@ -33,7 +35,8 @@ def tier1_on(corpus: Corpus, config: TrainConfig, *, fresh: bool = False, log: L
     experiences = corpus.experiences(config)
     if not experiences:
         result = TierResult(
-            tier="Tier 1", status="skipped", unit="experiences", reason="0 experiences in the traces",
+            tier="Tier 1", status="skipped", unit="experiences",
+            reason="0 experiences in the traces",
             trace_dir=str(corpus.root),
         )  # fmt: skip
         result.save(folder)
@@ -70,7 +73,9 @@ def tier1_on(corpus: Corpus, config: TrainConfig, *, fresh: bool = False, log: L
     return result
 
 
-def run_tier1(trace_dir: Path, config: TrainConfig, *, fresh: bool = False, log: Log = print) -> TierResult:
+def run_tier1(
+    trace_dir: Path, config: TrainConfig, *, fresh: bool = False, log: Log = print
+) -> TierResult:
     """Discover traces under ``trace_dir`` and train Tier 1 on them."""
     corpus = discover(trace_dir, config)
     log(_discovery_line(corpus))

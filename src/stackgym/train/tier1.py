@@ -71,7 +71,9 @@ def architecture(config: TrainConfig) -> dict[str, Any]:
 def check_compatible(stored: TrainConfig, current: TrainConfig, where: Path) -> None:
     """Raise :class:`CheckpointMismatch` naming every architecture setting that differs."""
     old, new = architecture(stored), architecture(current)
-    differences = [f"{k}: checkpoint {old[k]!r}, current config {new[k]!r}" for k in old if old[k] != new[k]]
+    differences = [
+        f"{k}: checkpoint {old[k]!r}, current config {new[k]!r}" for k in old if old[k] != new[k]
+    ]
     if differences:
         raise CheckpointMismatch(
             f"the Tier 1 checkpoint in {where} does not match the current config ("
@@ -162,7 +164,9 @@ def build_items(
     actions = []
     groups: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(experiences):
-        x[i] = featurizer.rows_with_embedding(e, [e.action], embedded[row_of[e.observation_text]])[0]
+        x[i] = featurizer.rows_with_embedding(e, [e.action], embedded[row_of[e.observation_text]])[
+            0
+        ]
         v[i] = normalised(e.return_to_go, scales[e.env_id])
         key = state_key(e, settings.comparable)
         keys.append(key)
@@ -311,10 +315,12 @@ class Tier1Trainer:
             "samples_seen": self.samples_seen,
             "lr": self.lr,
             "lr_decays": self.lr_decays,
-            "best_validation_loss": None if math.isinf(self.best_validation) else self.best_validation,
+            "best_validation_loss": None
+            if math.isinf(self.best_validation)
+            else self.best_validation,
             "buffer_filled": self._filled,
             "buffer_capacity": self.settings.buffer_size,
-            "validation_items": 0 if self._val is None else int(len(self._val["va"])),
+            "validation_items": 0 if self._val is None else len(self._val["va"]),
             "rank": self.model.rank,
             "input_dim": self.model.inputs,
             "parameters": parameter_count(self.model),
@@ -346,9 +352,7 @@ class Tier1Trainer:
             if self._val is None:
                 self._val = new
             else:
-                self._val = {
-                    k: torch.cat([self._val[k], new[k]])[-MAX_VALIDATION:] for k in new
-                }
+                self._val = {k: torch.cat([self._val[k], new[k]])[-MAX_VALIDATION:] for k in new}
         size = self.settings.buffer_size
         count = len(train)
         if count > size:  # only the newest ``size`` items would survive anyway
@@ -413,7 +417,9 @@ class Tier1Trainer:
         value = self.validation_loss()
         if value is None:
             return
-        self.history.append({"step": self.step, "train_loss": train_loss, "validation_loss": value, "lr": self.lr})
+        self.history.append(
+            {"step": self.step, "train_loss": train_loss, "validation_loss": value, "lr": self.lr}
+        )
         if value < self.best_validation - 1e-6:
             self.best_validation = value
             self.steps_since_best = 0
@@ -425,7 +431,11 @@ class Tier1Trainer:
             self._set_lr(self.lr)
             self.lr_decays += 1
             self.steps_since_best = 0
-            log.info("Tier 1: no validation improvement in %d steps; LR -> %.2e", settings.patience_steps, self.lr)
+            log.info(
+                "Tier 1: no validation improvement in %d steps; LR -> %.2e",
+                settings.patience_steps,
+                self.lr,
+            )
 
     def fit(self, items: Items, *, passes: float | None = None) -> dict[str, Any]:
         """Stream ``items`` through the buffer, training ``steps_per_item`` steps per item."""

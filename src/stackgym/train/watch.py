@@ -36,7 +36,9 @@ STATE_FILE = "watch.json"
 class Watcher:
     """Polls a trace folder and trains (see the module docstring)."""
 
-    def __init__(self, trace_dir: Path, config: TrainConfig, *, log: Callable[[str], Any] = print) -> None:
+    def __init__(
+        self, trace_dir: Path, config: TrainConfig, *, log: Callable[[str], Any] = print
+    ) -> None:
         self.trace_dir = Path(trace_dir)
         self.config = config
         self.log = log
@@ -103,7 +105,9 @@ class Watcher:
         from stackgym.train.chat import successful
         from stackgym.train.pairs import mine_pairs
 
-        everything = Corpus(root=corpus.root, stores=corpus.stores, episodes=self.episodes, foreign=[])
+        everything = Corpus(
+            root=corpus.root, stores=corpus.stores, episodes=self.episodes, foreign=[]
+        )
         pairs, _ = mine_pairs(everything.experiences(self.config), self.config)
         good = sum(1 for e in self.episodes if successful(e, self.config))
         self.state["dpo_pairs"] = len(pairs)
@@ -187,12 +191,15 @@ def status_text(data: dict[str, Any]) -> str:
         lines.append(
             f"background trainer: pid {watcher['pid']}, following {watcher['trace_dir']}, "
             f"{watcher['polls']} poll(s), last at {watcher.get('last_poll_at')}, "
-            f"{watcher['episodes']} episodes consumed, {watcher['tier1_updates']} Tier 1 update(s), "
+            f"{watcher['episodes']} episodes consumed, "
+            f"{watcher['tier1_updates']} Tier 1 update(s), "
             f"DPO pairs {watcher.get('dpo_pairs')}, SFT traces {watcher.get('sft_traces')}"
         )
     for name, result in data["tiers"].items():
         if result is None:
             lines.append(f"{name}: never run")
         else:
-            lines.append(f"{name}: {TierResult.model_validate(result).line()} ({result['finished_at']})")
+            lines.append(
+                f"{name}: {TierResult.model_validate(result).line()} ({result['finished_at']})"
+            )
     return "\n".join(lines)
