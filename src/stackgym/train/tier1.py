@@ -46,9 +46,9 @@ CHECKPOINT_FILE = "scorer.pt"
 METRICS_FILE = "metrics.json"
 #: Temperature of the logistic pairwise loss (scores live in [-1, 1]).
 PAIR_TEMPERATURE = 0.1
-#: Validation items kept (older ones are dropped first; a pass over them runs every
-#: ``eval_every`` steps, so this bounds its cost).
-MAX_VALIDATION = 4_000
+#: Validation items kept (the oldest are dropped first): bounds the memory and the
+#: cost of the pass over them every ``eval_every`` steps of a long-running watcher.
+MAX_VALIDATION = 50_000
 
 
 class CheckpointMismatch(StackgymError):
@@ -349,10 +349,9 @@ class Tier1Trainer:
         train = items.take(~items.validation)
         if len(val):
             new = {k: torch.from_numpy(getattr(val, k)) for k in ("xa", "xb", "va", "vb", "pair")}
-            if self._val is None:
-                self._val = new
-            else:
-                self._val = {k: torch.cat([self._val[k], new[k]])[-MAX_VALIDATION:] for k in new}
+            if self._val is not None:
+                new = {k: torch.cat([self._val[k], new[k]]) for k in new}
+            self._val = {k: v[-MAX_VALIDATION:] for k, v in new.items()}
         size = self.settings.buffer_size
         count = len(train)
         if count > size:  # only the newest ``size`` items would survive anyway
