@@ -4,6 +4,7 @@
   ``OPENAI_API_KEY``): OpenAI, vLLM, Ollama, llama.cpp…
 * ``openrouter:MODEL`` — OpenRouter (``OPENROUTER_API_KEY``).
 * ``replay:PATH`` — replays the actions of recorded traces.
+* ``scorer:BASE`` — re-ranks BASE's candidate actions with a trained Tier 1 scorer.
 
 Baselines (``oracle``, ``heuristic``, ``random``) are registered by each env.
 Registration uses import-path strings, so importing this package stays light.
@@ -25,4 +26,9 @@ register_agent_family(
     "replay",
     "stackgym.agents.replay:replay_agent",
     "replays the actions of recorded traces (a trace folder or traces.jsonl)",
+)
+register_agent_family(
+    "scorer",
+    "stackgym.train.agent:scorer_agent",
+    "re-ranks a base agent's candidate actions with a trained Tier 1 scorer (scorer:heuristic)",
 )
