@@ -27,12 +27,14 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 # Offline, end to end: a dataset and its ground truth, the `quick` experiment
-# (baselines on every environment; re-running resumes), and its report.
+# (baselines on every environment; re-running resumes), its report, and the
+# training audit of its traces.
 demo: setup
 	$(BIN)/stackgym data generate --seed 0 --out $(DEMO_DIR)/data
 	$(BIN)/stackgym data truth $(DEMO_DIR)/data
 	$(BIN)/stackgym experiment run quick --out $(DEMO_DIR)/quick
 	$(BIN)/stackgym report $(DEMO_DIR)/quick --out $(DEMO_DIR)/report
+	$(BIN)/stackgym train audit $(DEMO_DIR)/quick --out $(DEMO_DIR)/train-audit.md
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks
