@@ -10,10 +10,13 @@ scenarios and compared, paired by seed, with its base agent on the fold's
 scenarios (seeds ``--seed .. --seed+--seeds-1`` with ``seed % 3 == k``; by
 default 1,500..2,999, not the seeds the traces were collected on).
 
-    .venv/bin/python benchmarks/train_cv.py runs/sd-train --set features.confidence=true
+    .venv/bin/python benchmarks/train_cv.py runs/sd-train --variant "" \
+        --variant "features.context=generic;tier1.switch_types=[inspect, ask_specialist]"
 
-prints each fold's paired lift (reward and fix accuracy, 95 % t intervals)
-and the lift pooled over the folds' seeds.
+reads the traces once and, for each ``--variant`` (``;``-separated overrides,
+on top of any ``--set``), prints each fold's paired lift (reward and fix
+accuracy, 95 % t intervals) and the lift pooled over the folds' seeds.
+Figures and the settings chosen with it: docs/training.md.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ class FeatureConfig(_Section):
     structured_scale: float = Field(3.0, ge=0)
     #: Observation context as hashed tokens: ``full`` (every short field's value, e.g.
     #: ``o:hardware=H100``) or ``generic`` (only whether each short field is set, plus
-    #: booleans, numbers and the last step's reward): values that name a scenario's
+    #: booleans and numbers): values that name a scenario's
     #: hardware or model let the scorer recognise training scenarios, which does not
     #: carry over to new incidents.
     context: Literal["full", "generic"] = "full"

@@ -87,10 +87,6 @@ def _context_tokens(
     tokens += [f"opt:{k}={v}" for k, v in sorted(experience.options.items()) if k != "split"]
     short: dict[str, str] = {}
     numbers = []
-    if generic and isinstance(experience.observation.get("reward"), int | float):
-        # The last step's reward says how the last action went (a fix that failed, a
-        # recovery) in the env's own units: as scenario-agnostic as a signal gets.
-        numbers.append(("n:last_reward", float(experience.observation["reward"])))
     for key, value in experience.observation.items():
         if key in ("text", "reward", "done", "error") or value is None:
             continue
