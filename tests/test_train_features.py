@@ -13,7 +13,7 @@ from stackgym.core.registry import make
 from stackgym.core.rollout import run_episode
 from stackgym.train.experience import Experience, discover
 from stackgym.train.features import NUMERIC, Featurizer, input_dim
-from stackgym.train.tier1 import Tier1Trainer, build_items
+from stackgym.train.tier1 import CheckpointMismatch, Tier1Scorer, Tier1Trainer, build_items
 from train_helpers import collect_traces, small_config
 
 SUBMIT = "submit_diagnosis"
@@ -113,3 +113,14 @@ def test_a_scorer_limited_to_gathering_evidence_never_switches_to_another_kind(
     assert switched["limited"] <= set(allowed)
     # Without the limit the same scorer does switch to other kinds (so the limit did work).
     assert switched["unlimited"] - set(allowed)
+
+
+def test_a_checkpoint_trained_on_generic_features_is_refused_under_full_ones(tmp_path: Path):
+    # Same input width, other meaning: loading it silently would be seed 003's bug.
+    generic = small_config(tmp_path, "features.context=generic", "features.action_fields=[type]")
+    Tier1Trainer(generic).save()
+    Tier1Scorer(generic)  # the config it was trained with loads it
+    with pytest.raises(CheckpointMismatch) as error:
+        Tier1Scorer(small_config(tmp_path))
+    assert "features.context: checkpoint 'generic', current config 'full'" in str(error.value)
+    assert "features.action_fields" in str(error.value)

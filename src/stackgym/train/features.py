@@ -12,6 +12,15 @@ so a checkpoint's input size depends only on the config:
   how it compares with the other candidates, whether the base agent chose it,
   whether the action repeats an earlier one.
 
+Options (``features.*``) that keep the scorer from recognising a training
+scenario, so what it learns can carry over to new incidents: ``context:
+generic`` (observation fields only as set/unset, numbers and booleans),
+``action_fields: [type]`` (the kind of action; which one is left to the base
+agent's scores), ``embedding_scale: 0`` (no text), and ``confidence`` (the base
+agent's best score and best-minus-second margin per action type, how many
+actions of each type were taken, and per action its type's margin and its
+score minus the base agent's pick's).
+
 Seed 003 scales the embedding down (×0.3) and the structured part up (×3.0),
 so a few decisive structured features are not drowned by 384 small ones.
 """
