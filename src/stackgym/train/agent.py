@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from stackgym.core.agents import Agent, AgentTurn, make_agent
@@ -133,7 +134,15 @@ class ScorerAgent(_OnBase):
         )
         scores = self.scorer.score(state, [c["action"] for c in candidates])
         base_pick = next(i for i, c in enumerate(candidates) if c["chosen"])
-        best = int(scores.argmax())
+        allowed = self.config.tier1.switch_types
+        eligible = scores
+        if allowed:
+            # Only the base agent's pick and actions of the allowed types compete.
+            kinds = [c["action"].get("type") if isinstance(c["action"], dict) else None
+                     for c in candidates]  # fmt: skip
+            mask = [i == base_pick or k in allowed for i, k in enumerate(kinds)]
+            eligible = np.where(mask, scores, -np.inf)
+        best = int(eligible.argmax())
         if scores[best] - scores[base_pick] < self.config.tier1.switch_margin:
             best = base_pick
         scored = []

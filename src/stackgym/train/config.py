@@ -63,6 +63,20 @@ class FeatureConfig(_Section):
     #: Scale of the text embedding and of the structured features (seed 003: ×0.3, ×3.0).
     embedding_scale: float = Field(0.3, ge=0)
     structured_scale: float = Field(3.0, ge=0)
+    #: Observation context as hashed tokens: ``full`` (every short field's value, e.g.
+    #: ``o:hardware=H100``) or ``generic`` (only whether each short field is set, plus
+    #: booleans and numbers): values that name a scenario's
+    #: hardware or model let the scorer recognise training scenarios, which does not
+    #: carry over to new incidents.
+    context: Literal["full", "generic"] = "full"
+    #: Action fields that become hashed tokens (None: every field but free text). ``[type]``
+    #: keeps the kind of action and leaves which one to the base agent's scores.
+    action_fields: tuple[str, ...] | None = None
+    #: Add the base agent's confidence in the state: per action type, the best candidate
+    #: score and its margin over the second best (for a diagnosing agent, its belief margin),
+    #: and how many actions of each type were taken; and per action, its type's margin and
+    #: its score minus the score of the base agent's pick.
+    confidence: bool = False
 
 
 class ValueConfig(_Section):
@@ -107,6 +121,10 @@ class Tier1Config(_Section):
     #: scorer rates it higher by at least this much (normalised return): small
     #: differences are within the scorer's error, and the base agent is a good default.
     switch_margin: float = Field(0.1, ge=0)
+    #: Action types a ``scorer:BASE`` agent may switch to (empty: any). E.g.
+    #: ``[inspect, ask_specialist]`` lets it only gather more evidence than its base agent
+    #: would, never stop earlier or pick another answer.
+    switch_types: tuple[str, ...] = ()
     #: Save a checkpoint every this many steps (and at the end).
     checkpoint_every: int = Field(1_000, ge=1)
     seed: int = 0

@@ -12,6 +12,15 @@ so a checkpoint's input size depends only on the config:
   how it compares with the other candidates, whether the base agent chose it,
   whether the action repeats an earlier one.
 
+Options (``features.*``) that keep the scorer from recognising a training
+scenario, so what it learns can carry over to new incidents: ``context:
+generic`` (observation fields only as set/unset, numbers and booleans),
+``action_fields: [type]`` (the kind of action; which one is left to the base
+agent's scores), ``embedding_scale: 0`` (no text), and ``confidence`` (the base
+agent's best score and best-minus-second margin per action type, how many
+actions of each type were taken, and per action its type's margin and its
+score minus the base agent's pick's).
+
 Seed 003 scales the embedding down (×0.3) and the structured part up (×3.0),
 so a few decisive structured features are not drowned by 384 small ones.
 """
@@ -43,6 +52,9 @@ NUMERIC = (
     "candidate_count",
     "is_candidate",
 )
+#: Extra numbers per action with ``features.confidence``: its type's best-minus-second
+#: base score, and its base score minus the base agent's pick's.
+CONFIDENCE_NUMERIC = ("type_margin", "score_minus_pick")
 #: Observation text fields longer than this are left to the embedding.
 SHORT_TEXT = 48
 
@@ -55,7 +67,12 @@ def _bucket(token: str, dim: int) -> tuple[int, float]:
 
 def input_dim(config: TrainConfig) -> int:
     """Width of the scorer's input for ``config``."""
-    return config.embedder.dim + config.features.hashed_dim + len(NUMERIC)
+    extra = len(CONFIDENCE_NUMERIC) if config.features.confidence else 0
+    return config.embedder.dim + config.features.hashed_dim + len(NUMERIC) + extra
+
+
+def _type_of(action: Any) -> Any:
+    return action.get("type") if isinstance(action, dict) else None
 
 
 def _action_tokens(action: Any, free: frozenset[str]) -> list[tuple[str, str]]:
@@ -72,7 +89,9 @@ def _action_tokens(action: Any, free: frozenset[str]) -> list[tuple[str, str]]:
     return tokens
 
 
-def _context_tokens(experience: Experience) -> tuple[list[str], dict[str, str], list[tuple]]:
+def _context_tokens(
+    experience: Experience, generic: bool = False
+) -> tuple[list[str], dict[str, str], list[tuple]]:
     tokens = [f"env={experience.env_id}"]
     tokens += [f"opt:{k}={v}" for k, v in sorted(experience.options.items()) if k != "split"]
     short: dict[str, str] = {}
@@ -85,7 +104,7 @@ def _context_tokens(experience: Experience) -> tuple[list[str], dict[str, str], 
         elif isinstance(value, int | float):
             numbers.append((f"n:{key}", float(value)))
         elif isinstance(value, str) and len(value) <= SHORT_TEXT:
-            tokens.append(f"o:{key}={value}")
+            tokens.append(f"o:{key}=set" if generic else f"o:{key}={value}")
             short[value] = key
     return tokens, short, numbers
 
@@ -98,6 +117,10 @@ class Featurizer:
         self.embedder = make_embedder(config.embedder)
         self.hashed_dim = config.features.hashed_dim
         self.free = frozenset(config.features.free_text_fields)
+        fields = config.features.action_fields
+        self.only = None if fields is None else frozenset(fields)
+        self.generic = config.features.context == "generic"
+        self.confidence = config.features.confidence
         self.dim = input_dim(config)
 
     def rows(self, experience: Experience, actions: list[Any]) -> np.ndarray:
@@ -113,7 +136,7 @@ class Featurizer:
         edim, hdim = self.config.embedder.dim, self.hashed_dim
         out = np.zeros((len(actions), self.dim), dtype=np.float32)
         out[:, :edim] = embedding * config.embedding_scale
-        context, short, numbers = _context_tokens(experience)
+        context, short, numbers = _context_tokens(experience, self.generic)
         base = np.zeros(hdim, dtype=np.float32)
         for token in context:
             index, sign = _bucket(token, hdim)
@@ -124,19 +147,36 @@ class Featurizer:
         scores, base_pick, best, best_of_type, ranks = self._candidate_stats(experience)
         history = experience.history
         history_types = [_type_of_key(h) for h in history]
+        margins: dict[Any, float] = {}
+        pick_score = scores.get(base_pick) if base_pick is not None else None
+        if self.confidence:
+            margins = self._margins(experience, best_of_type)
+            for kind, value in best_of_type.items():
+                index, _ = _bucket(f"best:{kind}", hdim)
+                base[index] += value
+                index, _ = _bucket(f"margin:{kind}", hdim)
+                base[index] += margins[kind]
+            for kind in set(history_types):
+                index, _ = _bucket(f"taken:{kind}", hdim)
+                base[index] += history_types.count(kind) / 5.0
         for row, action in enumerate(actions):
             hashed = base.copy()
-            tokens = _action_tokens(action, self.free)
-            for key, value in tokens:
-                index, sign = _bucket(f"a:{key}={value}", hdim)
-                hashed[index] += sign
+            for key, value in _action_tokens(action, self.free):
+                if self.only is None or key in self.only:
+                    index, sign = _bucket(f"a:{key}={value}", hdim)
+                    hashed[index] += sign
                 if value in short:
                     index, sign = _bucket(f"eq:{short[value]}~{key}", hdim)
                     hashed[index] += sign
             key = action_key(action, self.free)
-            kind = action.get("type") if isinstance(action, dict) else None
+            kind = _type_of(action)
             score = scores.get(key)
-            numeric = out[row, edim + hdim :]
+            if self.confidence:
+                extra = out[row, edim + hdim + len(NUMERIC) :]
+                extra[0] = margins.get(kind, 0.0)
+                if score is not None and pick_score is not None:
+                    extra[1] = score - pick_score
+            numeric = out[row, edim + hdim : edim + hdim + len(NUMERIC)]
             numeric[0] = experience.step / 10.0
             numeric[1] = len(history) / 10.0
             numeric[2] = 1.0 if scores else 0.0
@@ -152,6 +192,27 @@ class Featurizer:
             numeric[10] = len(scores) / 50.0
             out[row, edim : edim + hdim] = hashed
         out[:, edim:] *= config.structured_scale
+        return out
+
+    def _margins(self, experience: Experience, best_of_type: dict[Any, float]) -> dict[Any, float]:
+        """Per action type, the best candidate score minus the second best (0 with one)."""
+        by_key: dict[str, tuple[Any, float]] = {}
+        for candidate in experience.candidates or ():
+            if not isinstance(candidate, dict) or "action" not in candidate:
+                continue
+            value = candidate.get("score")
+            value = float(value) if isinstance(value, int | float) else 0.0
+            by_key[action_key(candidate["action"], self.free)] = (
+                _type_of(candidate["action"]),
+                value,
+            )
+        values: dict[Any, list[float]] = {}
+        for kind, value in by_key.values():
+            values.setdefault(kind, []).append(value)
+        out = {}
+        for kind in best_of_type:
+            ordered = sorted(values.get(kind, ()), reverse=True)
+            out[kind] = ordered[0] - ordered[1] if len(ordered) > 1 else 0.0
         return out
 
     def _candidate_stats(

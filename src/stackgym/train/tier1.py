@@ -64,6 +64,13 @@ def architecture(config: TrainConfig) -> dict[str, Any]:
         "embedder.dim": config.embedder.dim,
         "features.hashed_dim": config.features.hashed_dim,
         "features.free_text_fields": list(config.features.free_text_fields),
+        # Same width, other meaning: weights trained on generic context or on action types
+        # alone would read full features as noise.
+        "features.context": config.features.context,
+        "features.action_fields": None
+        if config.features.action_fields is None
+        else list(config.features.action_fields),
+        "features.confidence": config.features.confidence,
         "input_dim": input_dim(config),
     }
 
