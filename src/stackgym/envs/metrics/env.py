@@ -24,8 +24,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from stackgym.core.env import Env
 from stackgym.core.errors import ConfigError, StackgymError
 from stackgym.core.models import Action, StepResult
@@ -44,6 +42,7 @@ from stackgym.envs.metrics.models import (
     WriteFile,
 )
 from stackgym.envs.metrics.rubric import Grade, Tally, episode_metrics, grade
+from stackgym.envs.options import validate_options
 from stackgym.sandboxes.build import SandboxBuild
 from stackgym.sandboxes.catalog import Sandbox, default_catalog
 from stackgym.sandboxes.lint import LintReport, lint_answer
@@ -63,22 +62,7 @@ _TEMPLATE = re.compile(r"\{(\w+)\}")
 
 
 def _config(options: dict[str, Any]) -> MetricsConfig:
-    if "seed" in options:
-        raise ConfigError(
-            "metrics has no `seed` option",
-            "the data snapshot's seed is `data_seed`; the episode seed goes to reset(seed=...) "
-            "(or --seed on the command line)",
-        )
-    try:
-        config = MetricsConfig.model_validate(options)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}"
-            for e in exc.errors(include_url=False)[:5]
-        )
-        raise ConfigError(
-            f"invalid metrics options: {problems}", "see `stackgym envs` for the options"
-        ) from None
+    config = validate_options("metrics", MetricsConfig, options)
     default_catalog().get(config.sandbox)  # unknown ids fail here, listing the known ones
     return config
 

@@ -26,14 +26,13 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import ValidationError
-
 from stackgym.core.env import Env
 from stackgym.core.errors import ConfigError, StackgymError
 from stackgym.core.models import Action, StepResult
 from stackgym.core.tools import ActionSet
 from stackgym.data import DEFAULT_ANCHOR, BugDiagnosis, DatasetSpec, dataset_for, metric_tasks
 from stackgym.data.etl import JOBS
+from stackgym.envs.options import validate_options
 from stackgym.envs.troubleshoot import api, runs
 from stackgym.envs.troubleshoot.metrics import episode_metrics, estimate_tokens
 from stackgym.envs.troubleshoot.models import (
@@ -92,22 +91,7 @@ EXAMPLE_MECHANISMS = (
 
 
 def _config(options: dict[str, Any]) -> TroubleshootConfig:
-    if "seed" in options:
-        raise ConfigError(
-            "troubleshoot has no `seed` option",
-            "the data snapshot's seed is `data_seed`; the episode seed goes to reset(seed=...) "
-            "(or --seed on the command line)",
-        )
-    try:
-        config = TroubleshootConfig.model_validate(options)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}"
-            for e in exc.errors(include_url=False)[:5]
-        )
-        raise ConfigError(
-            f"invalid troubleshoot options: {problems}", "see `stackgym envs` for the options"
-        ) from None
+    config = validate_options("troubleshoot", TroubleshootConfig, options)
     get_sandbox(config.sandbox)  # unknown ids fail here, listing the known ones
     return config
 
