@@ -24,3 +24,13 @@ def test_an_unknown_or_mistyped_option_is_named(env_id: str) -> None:
     assert message.startswith(f"invalid {env_id} options:")
     assert "max_turns" in message and "colour" in message
     assert "stackgym envs" in caught.value.hint
+
+
+@pytest.mark.parametrize("env_id", ["metrics", "troubleshoot"])
+def test_reset_refuses_options_that_cannot_change_per_episode(env_id: str) -> None:
+    env = stackgym.make(env_id)
+    try:
+        with pytest.raises(ConfigError, match=r"reset\(\) options \['max_turns'\] cannot change"):
+            env.reset(seed=0, options={"max_turns": 3})
+    finally:
+        env.close()

@@ -33,3 +33,20 @@ def validate_options(env_id: str, model: type[Config], options: dict[str, Any]) 
         raise ConfigError(
             f"invalid {env_id} options: {problems}", "see `stackgym envs` for the options"
         ) from None
+
+
+def episode_options(
+    base: BaseModel, options: dict[str, Any], allowed: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """``base``'s settings with a ``reset()``'s per-episode ``options`` applied (None: none given).
+
+    Options outside ``allowed`` change what the env was built on, so they are
+    refused: making a new env is the way to change them.
+    """
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"reset() options {unknown} cannot change per episode",
+            f"per-episode options: {', '.join(allowed)}; make a new env for the rest",
+        )
+    return {**base.model_dump(), **options} if options else None

@@ -42,7 +42,7 @@ from stackgym.envs.metrics.models import (
     WriteFile,
 )
 from stackgym.envs.metrics.rubric import Grade, Tally, episode_metrics, grade
-from stackgym.envs.options import validate_options
+from stackgym.envs.options import episode_options, validate_options
 from stackgym.sandboxes.build import SandboxBuild
 from stackgym.sandboxes.catalog import Sandbox, default_catalog
 from stackgym.sandboxes.lint import LintReport, lint_answer
@@ -168,15 +168,8 @@ class MetricsEnv(Env):
     # -- reset ------------------------------------------------------------------
 
     def _episode_config(self, options: dict[str, Any]) -> MetricsConfig:
-        unknown = sorted(set(options) - set(EPISODE_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"reset() options {unknown} cannot change per episode",
-                f"per-episode options: {', '.join(EPISODE_OPTIONS)}; make a new env for the rest",
-            )
-        if not options:
-            return self.config
-        return _config({**self.config.model_dump(), **options})
+        merged = episode_options(self.config, options, EPISODE_OPTIONS)
+        return self.config if merged is None else _config(merged)
 
     def _spec(self) -> DatasetSpec:
         config = self.episode

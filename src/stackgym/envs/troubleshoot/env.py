@@ -32,7 +32,7 @@ from stackgym.core.models import Action, StepResult
 from stackgym.core.tools import ActionSet
 from stackgym.data import DEFAULT_ANCHOR, BugDiagnosis, DatasetSpec, dataset_for, metric_tasks
 from stackgym.data.etl import JOBS
-from stackgym.envs.options import validate_options
+from stackgym.envs.options import episode_options, validate_options
 from stackgym.envs.troubleshoot import api, runs
 from stackgym.envs.troubleshoot.metrics import episode_metrics, estimate_tokens
 from stackgym.envs.troubleshoot.models import (
@@ -234,15 +234,8 @@ class TroubleshootEnv(Env):
     # -- reset ---------------------------------------------------------------------
 
     def _episode_config(self, options: dict[str, Any]) -> TroubleshootConfig:
-        unknown = sorted(set(options) - set(EPISODE_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"reset() options {unknown} cannot change per episode",
-                f"per-episode options: {', '.join(EPISODE_OPTIONS)}; make a new env for the rest",
-            )
-        if not options:
-            return self.config
-        return _config({**self.config.model_dump(), **options})
+        merged = episode_options(self.config, options, EPISODE_OPTIONS)
+        return self.config if merged is None else _config(merged)
 
     def spec(self) -> DatasetSpec:
         """The data snapshot of this episode (the bugged one; ``.clean()`` is the source)."""
