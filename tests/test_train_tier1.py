@@ -136,3 +136,42 @@ def test_scorer_agent_without_a_checkpoint_says_how_to_train_one(tmp_path: Path)
 
     with pytest.raises(ConfigError, match="stackgym train tier1"):
         make_agent("scorer:heuristic", "stack_doctor", config=small_config(tmp_path))
+
+
+def _switches(episode) -> list[int]:
+    """Steps where a scorer agent played another action than its base agent's pick."""
+    out = []
+    for step in episode.steps:
+        chosen = next((c for c in step.candidates or () if c["chosen"]), None)
+        if chosen is not None and "base_choice" in chosen and not chosen["base_choice"]:
+            out.append(step.index)
+    return out
+
+
+def test_max_switches_bounds_how_often_the_scorer_overrides_its_base_agent(
+    traces: Path, tmp_path: Path
+):
+    # A margin of 0 makes an undertrained scorer switch freely; the limit must still hold.
+    config = small_config(tmp_path, "tier1.switch_margin=0")
+    experiences = discover(traces, config).experiences(config)
+    Tier1Trainer(config).fit(build_items(experiences, config), passes=0.3)
+    env = make("stack_doctor", mode="blind_diagnosis", split="eval")
+    seeds = range(8)
+    free = [_switches(run_episode(env, make_agent("scorer:heuristic", "stack_doctor",
+                                                   config=config), seed=s)) for s in seeds]  # fmt: skip
+    assert max(len(s) for s in free) >= 2, "the unlimited scorer should switch more than once"
+    once = config.model_copy(update={"tier1": config.tier1.model_copy(update={"max_switches": 1})})
+    never = config.model_copy(update={"tier1": config.tier1.model_copy(update={"max_switches": 0})})
+    for seed, unlimited in zip(seeds, free, strict=True):
+        limited = run_episode(
+            env, make_agent("scorer:heuristic", "stack_doctor", config=once), seed=seed
+        )
+        assert _switches(limited)[:1] == unlimited[:1]
+        assert len(_switches(limited)) <= 1
+        assert limited.agent.params["max_switches"] == 1
+        plain = run_episode(
+            env, make_agent("scorer:heuristic", "stack_doctor", config=never), seed=seed
+        )
+        heuristic = run_episode(env, make_agent("heuristic", "stack_doctor"), seed=seed)
+        assert [s.action for s in plain.steps] == [s.action for s in heuristic.steps]
+        assert plain.total_reward == heuristic.total_reward

@@ -54,14 +54,34 @@ def collect_command(
     out: Path = typer.Option(..., "--out", help="Folder for traces/ (appended to)."),
     agent: str = typer.Option("heuristic", "--agent", "-a", help="Base agent to explore around."),
     episodes: int = typer.Option(500, "--episodes", "-n", min=1, help="Seeds to play."),
-    repeats: int = typer.Option(8, "--repeats", "-r", min=1, help="Plays of each seed."),
+    repeats: int | None = typer.Option(
+        None,
+        "--repeats",
+        "-r",
+        min=1,
+        help="Plays of each seed with ε-exploration (default 8; not with --branches).",
+    ),
     epsilon: float = typer.Option(0.25, "--epsilon", min=0, max=1, help="Exploration rate."),
+    branches: int = typer.Option(
+        0,
+        "--branches",
+        "-b",
+        min=0,
+        help="Counterfactual rollouts: at every step of the base agent's episode, play up to "
+        "this many other candidates (its best of each action type first) and let the base "
+        "agent finish (0: ε-exploration).",
+    ),
     seed: int = typer.Option(0, "--seed", min=0, help="First seed."),
     config: Path | None = _CONFIG,
     overrides: list[str] = _SET,
     option: list[str] = typer.Option([], "--option", "-o", help="Env option KEY=VALUE."),
 ) -> None:
     """Record exploratory episodes for training (never on a held-out split).
+
+    ε-exploration by default; `--branches K` records counterfactual rollouts
+    around the base agent's own episodes instead (the values of K other actions
+    at every step, with the base agent finishing each), e.g.
+    `stackgym train collect stack_doctor --split train --branches 4 --out DIR`.
 
     Any other `--name value` is an env option, e.g.
     `stackgym train collect stack_doctor --mode blind_diagnosis --split train --out runs/sd-train`.
@@ -71,9 +91,11 @@ def collect_command(
 
     options = {**env_options_from_args(list(ctx.args)), **parse_options(option)}
     settings = _config(config, overrides, show=False)
+    if repeats is None:
+        repeats = 1 if branches else 8
     summary = collect(
         env_id, options, base=agent, episodes=episodes, repeats=repeats, epsilon=epsilon,
-        out=out, config=settings, seed=seed,
+        out=out, config=settings, seed=seed, branches=branches,
     )  # fmt: skip
     print_json(summary)
 

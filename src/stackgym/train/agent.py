@@ -10,6 +10,10 @@
   traces show several actions from comparable states, which is what a
   pairwise ranking loss learns from. It records the base agent's pick apart
   from the action taken (``base_choice`` vs ``chosen``).
+* :class:`BranchingAgent` (``stackgym train collect --branches K``) replays
+  its base agent's episode up to one step, plays one other candidate there,
+  and lets the base agent finish: a counterfactual rollout, whose return is
+  the value of that action under the base policy (``Q_base(s, a)``).
 """
 
 from __future__ import annotations
@@ -104,10 +108,21 @@ class ScorerAgent(_OnBase):
             "checkpoint": str(self.scorer.folder),
             "rank": self.config.tier1.rank,
             "embedder": self.config.embedder.kind,
+            "switch_margin": self.config.tier1.switch_margin,
+            "switch_types": list(self.config.tier1.switch_types),
+            "max_switches": self.config.tier1.max_switches,
         }
+
+    def reset(self, env: Any, observation: Observation, info: dict[str, Any]) -> None:
+        super().reset(env, observation, info)
+        self.switches = 0
 
     def act(self, observation: Observation) -> AgentTurn:
         turn = _as_turn(self.base.act(observation))
+        limit = self.config.tier1.max_switches
+        if limit is not None and self.switches >= limit:
+            self._remember(turn.action)
+            return turn
         candidates = self._candidates(turn)
         if len(candidates) < 2:
             self._remember(turn.action)
@@ -163,6 +178,7 @@ class ScorerAgent(_OnBase):
                 turn.action, reasoning=turn.reasoning, usage=turn.usage,
                 tool_calls=turn.tool_calls, candidates=scored,
             )  # fmt: skip
+        self.switches += 1
         reasoning = (
             f"scorer prefers {action_key(candidates[best]['action'], self.free)} "
             f"({scores[best]:+.3f}) over {self.base_name}'s "
@@ -209,6 +225,50 @@ class ExploringAgent(_OnBase):
             turn.action, reasoning=turn.reasoning, usage=turn.usage,
             tool_calls=turn.tool_calls, candidates=candidates,
         )  # fmt: skip
+
+
+class BranchingAgent(_OnBase):
+    """The base agent, except at step ``at``, where it plays ``alternative``.
+
+    Every step before ``at`` is the base agent's own choice (the base agent
+    still sees each observation, so its beliefs stay in step), which makes the
+    episode's first ``at`` steps a replay of the base episode on the same seed;
+    the env is deterministic given seed and actions. The traces record
+    ``branch_step`` in the agent's params so experience extraction keeps only
+    the steps from the branch on (the replayed prefix is not a sample of the
+    base policy's values).
+    """
+
+    def __init__(
+        self, base: Agent, config: TrainConfig, base_name: str, at: int, alternative: Any
+    ) -> None:
+        super().__init__(base, config)
+        if at < 0:
+            raise ValueError(f"branch step must be >= 0, got {at}")
+        self.at = at
+        self.alternative = _dump(alternative)
+        self.base_name = base_name
+        self.name = f"branch:{base_name}"
+
+    def params(self) -> dict[str, Any]:
+        return {"base": self.base_name, "branch_step": self.at, "alternative": self.alternative}
+
+    def act(self, observation: Observation) -> AgentTurn:
+        turn = _as_turn(self.base.act(observation))
+        candidates = self._candidates(turn)
+        for candidate in candidates:
+            candidate["base_choice"] = candidate["chosen"]
+        if len(self.history) != self.at:
+            self._remember(turn.action)
+            return AgentTurn(
+                turn.action, reasoning=turn.reasoning, usage=turn.usage,
+                tool_calls=turn.tool_calls, candidates=candidates,
+            )  # fmt: skip
+        wanted = action_key(self.alternative, self.free)
+        for candidate in candidates:
+            candidate["chosen"] = action_key(candidate["action"], self.free) == wanted
+        self._remember(self.alternative)
+        return AgentTurn(self.alternative, reasoning="branch", candidates=candidates)
 
 
 _SCORERS: dict[tuple[str, float, str], Any] = {}

@@ -125,6 +125,11 @@ class Tier1Config(_Section):
     #: ``[inspect, ask_specialist]`` lets it only gather more evidence than its base agent
     #: would, never stop earlier or pick another answer.
     switch_types: tuple[str, ...] = ()
+    #: Most turns per episode a ``scorer:BASE`` agent plays another action than its base
+    #: agent's (None: no limit); after that it plays the base agent's turns. ``1`` is what
+    #: counterfactual rollouts (``train collect --branches``) measure: the value of one
+    #: deviation followed by the base policy.
+    max_switches: int | None = Field(None, ge=0)
     #: Save a checkpoint every this many steps (and at the end).
     checkpoint_every: int = Field(1_000, ge=1)
     seed: int = 0

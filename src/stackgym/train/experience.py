@@ -96,6 +96,14 @@ def _confidence(info: Any, outcome: dict[str, Any]) -> float | None:
     return None
 
 
+def branch_step(episode: EpisodeRecord) -> int:
+    """Where a counterfactual rollout (``branch:BASE`` agent) left its base agent; 0 otherwise."""
+    if not episode.agent.name.startswith("branch:"):
+        return 0
+    value = episode.agent.params.get("branch_step")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def experiences_of(episode: EpisodeRecord, free_text: Iterable[str] = ()) -> list[Experience]:
     """The step-level experiences of one episode (none for an infrastructure error)."""
     if episode.error is not None or episode.outcome.get("infra_error"):
@@ -113,7 +121,14 @@ def experiences_of(episode: EpisodeRecord, free_text: Iterable[str] = ()) -> lis
     previous: dict[str, Any] = episode.reset_observation
     history: list[str] = []
     out = []
+    start = branch_step(episode)
     for step, rtg in zip(episode.steps, to_go, strict=True):
+        if step.index < start:
+            # A counterfactual rollout's replayed prefix: the base episode has these states
+            # with their true values; here they would carry the branch's return instead.
+            history.append(action_key(step.action, free))
+            previous = step.observation if isinstance(step.observation, dict) else {}
+            continue
         candidates = step.candidates if isinstance(step.candidates, list) else None
         out.append(
             Experience(
