@@ -59,6 +59,9 @@ def test_dpo_trains_on_mined_pairs_and_lowers_its_loss(traces: Path, tmp_path: P
     assert row["chosen_reward"] - row["rejected_reward"] >= config.pairs.min_gap
     assert (tmp_path / "dpo" / "model" / "config.json").is_file()
     assert (tmp_path / "dpo" / "config.yaml").is_file()
+    training = result.details["training"]
+    assert training["steps"] == 12 and training["train_seconds"] > 0
+    assert training["device"] == "cpu" and training["peak_gpu_memory_gib"] is None
 
 
 def test_sft_distils_successful_episodes_with_reasoning_and_lowers_its_loss(
@@ -141,3 +144,37 @@ def test_grpo_refuses_a_held_out_split(tmp_path: Path):
     config = small_config(tmp_path, 'grpo.options={"mode": "blind_diagnosis", "split": "eval"}')
     with pytest.raises(ConfigError, match="held out"):
         run_grpo(config)
+
+
+def test_trainer_arguments_follow_the_model_device_precision_and_checkpointing(tmp_path: Path):
+    from stackgym.train.lmtrain import trainer_arguments
+
+    config = small_config(tmp_path)
+    settings = trainer_arguments(config.tier3, tmp_path, config.model)
+    # No GPU here: auto trains on the CPU, in bf16 autocast as TRL does by default.
+    assert (settings["use_cpu"], settings["bf16"], settings["gradient_checkpointing"]) == (
+        True, True, True,
+    )  # fmt: skip
+    config = small_config(
+        tmp_path, "model.device=cpu", "model.precision=fp32", "model.gradient_checkpointing=false"
+    )
+    settings = trainer_arguments(config.tier3, tmp_path, config.model)
+    assert (settings["use_cpu"], settings["bf16"], settings["gradient_checkpointing"]) == (
+        True, False, False,
+    )  # fmt: skip
+
+
+def test_a_bf16_checkpoint_is_loaded_with_float32_weights_for_training(tmp_path: Path):
+    import torch
+    import transformers
+
+    from stackgym.train.lm import build_tiny, load_model
+
+    config = small_config(tmp_path).model
+    model, tokenizer = build_tiny(config, ["inspect the logs", "apply the fix"], tmp_path / "tiny")
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    tokenizer.save_pretrained(tmp_path / "bf16")
+    saved = transformers.AutoConfig.from_pretrained(tmp_path / "bf16")
+    assert saved.dtype == torch.bfloat16
+    loaded, _ = load_model(str(tmp_path / "bf16"))
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}

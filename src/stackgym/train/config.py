@@ -179,6 +179,14 @@ class ModelConfig(_Section):
     #: Prompts longer than this many characters lose the end of their first observation
     #: (the briefing's boilerplate), so the latest turns and the answer always fit.
     max_prompt_chars: int = Field(2_000, ge=200)
+    #: Where DPO, SFT and GRPO train: ``auto`` is the GPU when torch sees one (CUDA), else
+    #: the CPU.
+    device: Literal["auto", "cpu"] = "auto"
+    #: ``bf16``: bfloat16 mixed precision (the weights stay float32, so small updates are
+    #: not rounded away); ``fp32``: none. ``auto``: bf16, unless on a GPU without bf16.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    #: Recompute activations in the backward pass (less memory, ~20 % slower; TRL's default).
+    gradient_checkpointing: bool = True
 
 
 class LMTrainConfig(_Section):

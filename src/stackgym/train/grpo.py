@@ -144,7 +144,7 @@ def run_grpo(config: TrainConfig, *, model_path: str | None = None) -> TierResul
         model, tokenizer = model_for(config.model, texts, output / "base-model")
     reward = EnvReward(settings.env, settings.options, settings.continue_with)
     args = trl.GRPOConfig(
-        **trainer_arguments(settings, output),
+        **trainer_arguments(settings, output, config.model),
         num_generations=settings.generations,
         max_completion_length=settings.max_completion_length,
         beta=settings.beta,
@@ -154,12 +154,15 @@ def run_grpo(config: TrainConfig, *, model_path: str | None = None) -> TierResul
         model=model, reward_funcs=[reward], args=args, train_dataset=dataset,
         processing_class=tokenizer,
     )  # fmt: skip
-    losses = _finish(trainer, tokenizer, output)
+    losses, training = _finish(trainer, tokenizer, output)
     rewards = [float(entry["reward"]) for entry in trainer.state.log_history if "reward" in entry]
     result = TierResult(
         tier="GRPO", status="completed", unit="prompts", count=len(dataset),
         threshold=0, losses=losses,
-        details={"env": settings.env, "options": settings.options, "mean_reward_per_step": rewards},
+        details={
+            "env": settings.env, "options": settings.options, "mean_reward_per_step": rewards,
+            "training": training,
+        },
         reason=f"{len(dataset)} prompts of {settings.env}",
     )  # fmt: skip
     result.save(output)

@@ -90,9 +90,14 @@ def build_tiny(config: ModelConfig, texts: Iterable[str], folder: Path) -> tuple
 def load_model(name: str) -> tuple[Any, Any]:
     """A local causal LM and its tokenizer (never downloaded)."""
     transformers = require("transformers", purpose="loading a language model")
+    torch = require("torch", purpose="loading a language model")
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
-        model = transformers.AutoModelForCausalLM.from_pretrained(name, local_files_only=True)
+        # float32 weights whatever the checkpoint holds: bf16 is the trainer's autocast, and
+        # updates of lr 1e-5 to bf16 weights would mostly round away.
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            name, local_files_only=True, dtype=torch.float32
+        )
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"cannot load the model {name!r} offline: {exc}",

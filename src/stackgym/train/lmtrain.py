@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stackgym.train.chat import dpo_rows, sft_rows, successful, to_dataset
-from stackgym.train.config import LMTrainConfig, TrainConfig, save_beside
+from stackgym.train.config import LMTrainConfig, ModelConfig, TrainConfig, save_beside
 from stackgym.train.deps import require
 from stackgym.train.experience import Corpus
 from stackgym.train.lm import corpus_texts, model_for
@@ -32,9 +32,14 @@ def quiet() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def trainer_arguments(settings: LMTrainConfig, output: Path) -> dict[str, Any]:
-    """Settings every TRL config takes, from ours (CPU, no hub, no reporting)."""
+def trainer_arguments(settings: LMTrainConfig, output: Path, model: ModelConfig) -> dict[str, Any]:
+    """Settings every TRL config takes, from ours (device and precision resolved, no hub)."""
     quiet()
+    torch = require("torch", purpose="training")
+    gpu = model.device == "auto" and torch.cuda.is_available()
+    bf16 = model.precision == "bf16" or (
+        model.precision == "auto" and (not gpu or torch.cuda.is_bf16_supported())
+    )
     return {
         "output_dir": str(output / "trainer"),
         "num_train_epochs": settings.epochs,
@@ -45,7 +50,9 @@ def trainer_arguments(settings: LMTrainConfig, output: Path) -> dict[str, Any]:
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": [],
-        "use_cpu": True,
+        "use_cpu": not gpu,
+        "bf16": bf16,
+        "gradient_checkpointing": model.gradient_checkpointing,
         "disable_tqdm": True,
         "push_to_hub": False,
         "dataloader_num_workers": 0,
@@ -57,14 +64,27 @@ def losses_of(trainer: Any) -> list[float]:
     return [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
 
 
-def _finish(trainer: Any, tokenizer: Any, output: Path) -> list[float]:
+def _finish(trainer: Any, tokenizer: Any, output: Path) -> tuple[list[float], dict[str, Any]]:
+    """Train, save model and tokenizer; the logged losses and what the run took, and where."""
     transformers = require("transformers", purpose="training")
+    torch = require("torch", purpose="training")
     # With progress bars off, transformers prints every log dict; the losses are kept anyway.
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
-    trainer.train()
+    gpu = not trainer.args.use_cpu and torch.cuda.is_available()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    metrics = trainer.train().metrics
     trainer.save_model(str(output / "model"))
     tokenizer.save_pretrained(str(output / "model"))
-    return losses_of(trainer)
+    run = {
+        "device": torch.cuda.get_device_name() if gpu else "cpu",
+        "precision": "bf16" if trainer.args.bf16 else "fp32",
+        "steps": trainer.state.global_step,
+        "train_seconds": metrics.get("train_runtime"),
+        "samples_per_second": metrics.get("train_samples_per_second"),
+        "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if gpu else None,
+    }
+    return losses_of(trainer), run
 
 
 def run_dpo(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> TierResult:
@@ -95,14 +115,14 @@ def run_dpo(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
     dataset.save_to_disk(str(output / "dataset"))
     model, tokenizer = model_for(config.model, corpus_texts(rows), output / "base-model")
     args = trl.DPOConfig(
-        **trainer_arguments(config.tier2, output),
+        **trainer_arguments(config.tier2, output, config.model),
         beta=config.tier2.beta,
         max_length=config.model.max_length,
     )
     trainer = trl.DPOTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer
     )
-    result.losses = _finish(trainer, tokenizer, output)
+    result.losses, result.details["training"] = _finish(trainer, tokenizer, output)
     result.status = "completed"
     result.reason = f"{len(pairs)}/{threshold} pairs" + (
         " (forced)" if len(pairs) < threshold else ""
@@ -138,14 +158,14 @@ def run_sft(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
     dataset.save_to_disk(str(output / "dataset"))
     model, tokenizer = model_for(config.model, corpus_texts(rows), output / "base-model")
     args = trl.SFTConfig(
-        **trainer_arguments(config.tier3, output),
+        **trainer_arguments(config.tier3, output, config.model),
         max_length=config.model.max_length,
         completion_only_loss=True,
     )
     trainer = trl.SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer
     )
-    result.losses = _finish(trainer, tokenizer, output)
+    result.losses, result.details["training"] = _finish(trainer, tokenizer, output)
     result.status = "completed"
     result.reason = f"{len(good)}/{threshold} successful traces" + (
         " (forced)" if len(good) < threshold else ""
