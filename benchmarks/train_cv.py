@@ -31,7 +31,7 @@ from stackgym.core.agents import make_agent
 from stackgym.train.agent import ScorerAgent, load_scorer
 from stackgym.train.config import load_config
 from stackgym.train.experience import discover
-from stackgym.train.lift import _play, interval
+from stackgym.train.lift import _play, deviations, interval
 from stackgym.train.tier1 import Tier1Trainer, build_items
 
 FOLDS = 3
@@ -110,6 +110,7 @@ def _cross_validate(config, experiences, args, bases) -> dict:
             "reward_lift": interval(reward),
             "fix_lift": interval(fix),
             "changed": sum(1 for d in reward if d != 0),
+            "deviations": deviations(base, new)[:10],
         }
         folds.append(row)
         r, f = row["reward_lift"], row["fix_lift"]

@@ -87,8 +87,37 @@ def test_tier1_prints_its_config_trains_and_the_audit_sees_the_checkpoint(
     assert "tier1.rank: checkpoint 16, current config 32" in refused.stderr
 
 
-def test_watch_trains_tier1_on_new_episodes_and_status_reports_it(experiment: Path, tmp_path: Path):
+def test_lift_compares_the_trained_scorer_with_its_base_agent_on_held_out_seeds(
+    experiment: Path, tmp_path: Path
+):
     out = tmp_path / "train"
+    trained = stackgym("train", "tier1", str(experiment), "--set", f"out={out}", *FAST)
+    assert trained.returncode == 0, trained.stderr
+    lift = (
+        "train", "lift", "stack_doctor", "--mode", "blind_diagnosis", "--split", "eval",
+        "-n", "8", "--seed", "3", "--set", f"out={out}", *FAST,
+    )  # fmt: skip
+    result = stackgym(*lift, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["candidate"].startswith("scorer:heuristic") and data["base"] == "heuristic"
+    assert data["seeds"] == [3, 10] and data["reward_lift"]["n"] == 8
+    assert data["options"] == {"mode": "blind_diagnosis", "split": "eval"}
+    assert data["seeds_deviated"] == sum(g["seeds"] for g in data["deviations"])
+    text = stackgym(*lift, "--deviations", "1")
+    assert text.returncode == 0, text.stderr
+    assert "seeds 3..10 (paired, n=8)" in text.stdout
+    assert "fix accuracy:" in text.stdout and "seeds better / worse / same:" in text.stdout
+    other = stackgym(*lift, "--set", "tier1.rank=4")  # not the checkpoint's rank
+    assert other.returncode == 2
+    assert "tier1.rank: checkpoint 32, current config 4" in other.stderr
+    missing = stackgym("train", "lift", "stack_doctor", "-n", "4", "--set", f"out={tmp_path / 'x'}")
+    assert missing.returncode == 2
+    assert f"no Tier 1 checkpoint at {tmp_path / 'x' / 'tier1' / 'scorer.pt'}" in missing.stderr
+
+
+def test_watch_trains_tier1_on_new_episodes_and_status_reports_it(experiment: Path, tmp_path: Path):
+    out = tmp_path / ("train-" + "x" * 80)  # longer than a terminal line: never folded
     result = stackgym(
         "train", "watch", str(experiment), "--cycles", "1", "--set", f"out={out}", *FAST
     )  # fmt: skip
@@ -99,6 +128,7 @@ def test_watch_trains_tier1_on_new_episodes_and_status_reports_it(experiment: Pa
     status = stackgym("train", "status", "--set", f"out={out}")
     assert status.returncode == 0, status.stderr
     assert "12 episodes consumed, 1 Tier 1 update(s)" in status.stdout
+    assert f"training folder: {out}\n" in status.stdout
     assert "dpo: never run" in status.stdout
 
 

@@ -14,8 +14,10 @@ from rich.console import Console
 
 from stackgym.core.errors import ConfigError, StackgymError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Lines of text are never folded at the terminal's width (rich's default): a
+# folded path or figure cannot be copied or searched for. Tables still fit it.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -206,9 +206,15 @@ def lift_command(
     config: Path | None = _CONFIG,
     overrides: list[str] = _SET,
     option: list[str] = typer.Option([], "--option", "-o", help="Env option KEY=VALUE."),
+    top: int = typer.Option(
+        6, "--deviations", min=0, help="Deviation groups to list (where the scorer changed a move)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Paired comparison of `scorer:BASE` against BASE on the same seeds (95 % intervals).
+
+    Also lists where the scorer first left BASE's path (step, action types) and
+    what each such decision gained or lost.
 
     E.g. `stackgym train lift stack_doctor --mode blind_diagnosis --split eval -n 1000`.
     """
@@ -225,7 +231,7 @@ def lift_command(
         return
     from stackgym.train.lift import describe
 
-    console.print(describe(result), markup=False)
+    console.print(describe(result, top=top), markup=False)
 
 
 @train_app.command("watch")
