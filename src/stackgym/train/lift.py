@@ -40,13 +40,7 @@ class Played(NamedTuple):
     actions: tuple[str, ...]
 
 
-def _play(
-    env_id: str,
-    options: dict[str, Any],
-    agent: Agent,
-    seeds: Iterable[int],
-    free_text: Sequence[str] = FREE_TEXT,
-) -> list[Played]:
+def _play(env_id: str, options: dict[str, Any], agent: Agent, seeds: Iterable[int]) -> list[Played]:
     env = make(env_id, **options)
     out = []
     try:
@@ -54,7 +48,7 @@ def _play(
             episode = run_episode(env, agent, seed=seed)
             metrics = episode.outcome.get("metrics", {})
             fix = metrics.get("fix_correct", episode.passed)
-            actions = tuple(action_key(step.action, free_text) for step in episode.steps)
+            actions = tuple(action_key(step.action, FREE_TEXT) for step in episode.steps)
             out.append(Played(episode.total_reward, float(bool(fix)), actions))
     finally:
         env.close()
