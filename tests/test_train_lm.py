@@ -44,7 +44,7 @@ def test_dpo_trains_on_mined_pairs_and_lowers_its_loss(traces: Path, tmp_path: P
     )
     result = run_dpo(discover(traces, config), config)
     assert result.status == "completed", result.reason
-    assert result.count >= 5
+    assert result.count >= 5 and result.reason == f"{result.count}/5 pairs"
     assert result.losses[0] == pytest.approx(0.6931, abs=1e-3)  # log 2: policy == reference
     assert fmean(result.losses[-4:]) < result.losses[0]
     dataset = load_from_disk(str(tmp_path / "dpo" / "dataset"))
@@ -94,7 +94,19 @@ def test_sft_is_skipped_below_its_threshold(traces: Path, tmp_path: Path):
     config = small_config(tmp_path, "tier3.min_traces=100000")
     result = run_sft(discover(traces, config), config)
     assert result.status == "skipped"
-    assert result.reason.endswith("/100000 successful traces")
+    assert result.reason == f"{result.count}/100000 successful traces"
+    assert not (tmp_path / "sft" / "model").exists()
+
+
+def test_sft_forced_below_its_threshold_trains_and_says_it_was_forced(traces: Path, tmp_path: Path):
+    from stackgym.train.lmtrain import run_sft
+
+    config = small_config(tmp_path, "tier3.min_traces=100000", "tier3.max_steps=2")
+    result = run_sft(discover(traces, config), config, force=True)
+    assert result.status == "completed", result.reason
+    assert result.reason == f"{result.count}/100000 successful traces (forced)"
+    assert len(result.losses) == 2 and (tmp_path / "sft" / "model" / "config.json").is_file()
+    assert TierResult.load(tmp_path / "sft") == result
 
 
 def test_grpo_reward_replays_completions_in_the_real_env():
@@ -147,21 +159,27 @@ def test_grpo_refuses_a_held_out_split(tmp_path: Path):
 
 
 def test_trainer_arguments_follow_the_model_device_precision_and_checkpointing(tmp_path: Path):
+    import warnings
+
+    import trl
+
     from stackgym.train.lmtrain import trainer_arguments
 
-    config = small_config(tmp_path)
-    settings = trainer_arguments(config.tier3, tmp_path, config.model)
+    def resolved(*overrides: str) -> tuple[bool, bool, bool]:
+        config = small_config(tmp_path, *overrides)
+        settings = trainer_arguments(config.tier3, tmp_path, config.model)
+        with warnings.catch_warnings():
+            # A deprecated argument name of ours would warn here (transformers 5).
+            warnings.simplefilter("error", FutureWarning)
+            args = trl.SFTConfig(**settings)
+        assert args.gradient_checkpointing == args.activation_checkpointing
+        return args.use_cpu, args.bf16, args.activation_checkpointing
+
     # No GPU here: auto trains on the CPU, in bf16 autocast as TRL does by default.
-    assert (settings["use_cpu"], settings["bf16"], settings["gradient_checkpointing"]) == (
-        True, True, True,
-    )  # fmt: skip
-    config = small_config(
-        tmp_path, "model.device=cpu", "model.precision=fp32", "model.gradient_checkpointing=false"
-    )
-    settings = trainer_arguments(config.tier3, tmp_path, config.model)
-    assert (settings["use_cpu"], settings["bf16"], settings["gradient_checkpointing"]) == (
-        True, False, False,
-    )  # fmt: skip
+    assert resolved() == (True, True, True)
+    assert resolved(
+        "model.device=cpu", "model.precision=fp32", "model.gradient_checkpointing=false"
+    ) == (True, False, False)
 
 
 def test_a_bf16_checkpoint_is_loaded_with_float32_weights_for_training(tmp_path: Path):

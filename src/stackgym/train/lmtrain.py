@@ -52,7 +52,8 @@ def trainer_arguments(settings: LMTrainConfig, output: Path, model: ModelConfig)
         "report_to": [],
         "use_cpu": not gpu,
         "bf16": bf16,
-        "gradient_checkpointing": model.gradient_checkpointing,
+        # transformers 5 renamed it; the old name still works but warns on every run.
+        "activation_checkpointing": model.gradient_checkpointing,
         "disable_tqdm": True,
         "push_to_hub": False,
         "dataloader_num_workers": 0,
@@ -87,6 +88,15 @@ def _finish(trainer: Any, tokenizer: Any, output: Path) -> tuple[list[float], di
     return losses_of(trainer), run
 
 
+def _completed(result: TierResult, trainer: Any, tokenizer: Any, output: Path) -> TierResult:
+    """Train, then record the run (losses, what it took, whether its threshold was forced)."""
+    result.losses, result.details["training"] = _finish(trainer, tokenizer, output)
+    result.status = "completed"
+    result.reason = result.tally() + (" (forced)" if result.count < result.threshold else "")
+    result.save(output)
+    return result
+
+
 def run_dpo(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> TierResult:
     """Tier 2: mine pairs, export them, train with DPO once there are ``tier2.min_pairs``."""
     output = Path(config.out) / "dpo"
@@ -100,7 +110,7 @@ def run_dpo(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
         details=details, trace_dir=str(corpus.root),
     )  # fmt: skip
     if len(pairs) < threshold and not force:
-        result.reason = f"{len(pairs)}/{threshold} pairs"
+        result.reason = result.tally()
         result.save(output)
         return result
     if not pairs:
@@ -122,13 +132,7 @@ def run_dpo(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
     trainer = trl.DPOTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer
     )
-    result.losses, result.details["training"] = _finish(trainer, tokenizer, output)
-    result.status = "completed"
-    result.reason = f"{len(pairs)}/{threshold} pairs" + (
-        " (forced)" if len(pairs) < threshold else ""
-    )
-    result.save(output)
-    return result
+    return _completed(result, trainer, tokenizer, output)
 
 
 def run_sft(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> TierResult:
@@ -149,7 +153,7 @@ def run_sft(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
         threshold=threshold, details=details, trace_dir=str(corpus.root),
     )  # fmt: skip
     if (len(good) < threshold and not force) or not rows:
-        result.reason = f"{len(good)}/{threshold} successful traces"
+        result.reason = result.tally()
         result.save(output)
         return result
     trl = require("trl", purpose="SFT training")
@@ -165,10 +169,4 @@ def run_sft(corpus: Corpus, config: TrainConfig, *, force: bool = False) -> Tier
     trainer = trl.SFTTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer
     )
-    result.losses, result.details["training"] = _finish(trainer, tokenizer, output)
-    result.status = "completed"
-    result.reason = f"{len(good)}/{threshold} successful traces" + (
-        " (forced)" if len(good) < threshold else ""
-    )
-    result.save(output)
-    return result
+    return _completed(result, trainer, tokenizer, output)

@@ -37,6 +37,10 @@ class TierResult(BaseModel):
     def last_loss(self) -> float | None:
         return self.losses[-1] if self.losses else None
 
+    def tally(self) -> str:
+        """The count against the threshold: ``15/80 pairs``."""
+        return f"{self.count}/{self.threshold} {self.unit}"
+
     def line(self) -> str:
         """One line for humans: ``DPO skipped: 15/80 pairs``."""
         if self.status == "skipped":
